@@ -1,0 +1,54 @@
+"""races: deterministic concurrency tests and a race detector for Python
+threads and multiprocessing.
+
+Tasks run one at a time; at every sync point the controller decides who goes
+next.  A schedule reproduces a failure every time; a token replays a run.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ._core.agent import current as _current
+from ._core.errors import RacesError, ReplayError, ScheduleError, SetupError, TaskAborted, TaskError
+from ._core.result import Result
+from ._core.runner import mp_context, replay, run
+from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
+from .primitives import Lock
+
+__version__ = "0.1.0"
+
+
+def point(name: str) -> None:
+    """An explicit sync point.  Outside the harness it does nothing."""
+    agent = _current()
+    if agent is not None:
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ValueError(f"point name {name!r} is invalid: use a non-empty string without ':'")
+        agent.step("point", name)
+
+
+def in_task() -> Optional[str]:
+    """The name of the controlled task the caller runs in, or None."""
+    agent = _current()
+    return agent.name if agent is not None else None
+
+
+__all__ = [
+    "FAILURE_KINDS",
+    "Failure",
+    "Lock",
+    "RacesError",
+    "ReplayError",
+    "Result",
+    "ScheduleError",
+    "SetupError",
+    "Step",
+    "TaskAborted",
+    "TaskError",
+    "TraceEntry",
+    "in_task",
+    "mp_context",
+    "point",
+    "replay",
+    "run",
+]

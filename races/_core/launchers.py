@@ -1,0 +1,84 @@
+"""How task processes come to exist.
+
+:class:`DirectLauncher` starts each task with ``ctx.Process`` of the chosen
+start method: every multiprocessing object pickles (or is inherited) exactly
+as it would in the user's own program.  The template launcher in
+:mod:`races._core.template` forks tasks from a warm single-threaded process
+instead, which is what makes spawn and forkserver runs cheap.
+"""
+from __future__ import annotations
+
+import pickle
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Callable, Optional, Tuple
+
+from .errors import TaskError
+from .worker import process_main
+
+
+class DirectProcess:
+    """A task process started by ``ctx.Process``."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.sentinel = process.sentinel
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def wait_exit(self, timeout: float) -> bool:
+        self.process.join(timeout)
+        return self.process.exitcode is not None
+
+    def exit_code(self, timeout: float) -> Optional[int]:
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def release(self) -> None:
+        if self.process.exitcode is not None:
+            self.process.close()
+
+
+def check_picklable(name: str, target: Callable, method: str) -> None:
+    """Raise :class:`TaskError` naming the task when its target cannot cross to a child."""
+    try:
+        ForkingPickler.dumps(target)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise TaskError(
+            f"task {name!r} ({getattr(target, '__qualname__', target)!r}) cannot be sent to a "
+            f"{method!r} process: {exc}. Define the task function at module level "
+            "(not a lambda or a nested function), or use start_method='fork'."
+        ) from exc
+
+
+class DirectLauncher:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.method = ctx.get_start_method()
+
+    def launch(self, name: str, target: Callable, state: Any, config: dict) -> Tuple[Any, DirectProcess]:
+        parent, child = self.ctx.Pipe(duplex=True)
+        process = self.ctx.Process(
+            target=process_main, args=(child, name, target, state, config), name=f"races:{name}"
+        )
+        try:
+            process.start()
+        except Exception as exc:
+            parent.close()
+            raise TaskError(
+                f"task {name!r} cannot be started with the {self.method!r} start method: "
+                f"{type(exc).__name__}: {exc} (is the state returned by setup() picklable?)"
+            ) from exc
+        finally:
+            child.close()
+        return parent, DirectProcess(process)
+
+
+def choose_launcher(ctx: Any, state: Any) -> Any:
+    """The launcher for a run: fork starts directly; spawn and forkserver fork
+    from a warm template when the state can travel without inheritance."""
+    return DirectLauncher(ctx)

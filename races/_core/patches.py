@@ -1,0 +1,112 @@
+"""What becomes a sync point for free inside the harness: ``time.sleep`` and
+every method call on a ``multiprocessing.Manager`` proxy.
+
+Patches are installed while a thread-backend run is active (reference
+counted, so nested or concurrent runs are fine) and for the whole life of a
+task process.  A patched function first asks :func:`agent.current`; outside a
+task it is the original function, so other threads of the process are not
+affected.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from multiprocessing import managers
+from typing import Any, List
+
+from .agent import current
+
+real_sleep = time.sleep
+_real_callmethod = managers.BaseProxy._callmethod
+_real_manager_start = managers.BaseManager.start
+
+_lock = threading.Lock()
+_depth = 0
+
+
+def controlled_sleep(seconds: float) -> None:
+    agent = current()
+    if agent is None or agent.busy:
+        real_sleep(seconds)
+        return
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    agent.step("sleep", "sleep", args=(seconds,))
+
+
+_KEYED = frozenset({"__getitem__", "__setitem__", "__delitem__", "get", "pop", "setdefault", "__contains__"})
+
+
+def controlled_callmethod(self: Any, methodname: str, args: tuple = (), kwds: dict = {}) -> Any:  # noqa: B006
+    agent = current()
+    if agent is None or agent.busy:
+        return _real_callmethod(self, methodname, args, kwds)
+    token = self._token
+    key = (repr(args[0])[:60],) if args and methodname in _KEYED else ()
+    agent.step("manager", methodname, obj=f"{token.typeid}@{token.id}", label=token.typeid, args=key)
+    agent.busy = True
+    try:
+        return _real_callmethod(self, methodname, args, kwds)
+    finally:
+        agent.busy = False
+
+
+def _apply() -> None:
+    time.sleep = controlled_sleep
+    managers.BaseProxy._callmethod = controlled_callmethod  # type: ignore[method-assign]
+
+
+def _restore() -> None:
+    time.sleep = real_sleep
+    managers.BaseProxy._callmethod = _real_callmethod  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Enter a thread-backend run: patch on first entry."""
+    global _depth
+    with _lock:
+        _depth += 1
+        if _depth == 1:
+            _apply()
+
+
+def uninstall() -> None:
+    global _depth
+    with _lock:
+        _depth -= 1
+        if _depth == 0:
+            _restore()
+
+
+def install_for_process() -> None:
+    """Inside a task process: patch for good."""
+    _apply()
+
+
+class ManagerTracker:
+    """Records every Manager started while active, so the run can shut them down."""
+
+    def __init__(self) -> None:
+        self.started: List[Any] = []
+
+    def __enter__(self) -> "ManagerTracker":
+        tracker = self
+
+        def start(manager: Any, *args: Any, **kwargs: Any) -> Any:
+            result = _real_manager_start(manager, *args, **kwargs)
+            tracker.started.append(manager)
+            return result
+
+        managers.BaseManager.start = start  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        managers.BaseManager.start = _real_manager_start  # type: ignore[method-assign]
+
+    def shutdown_all(self) -> None:
+        for manager in reversed(self.started):
+            try:
+                manager.shutdown()
+            except Exception:  # noqa: BLE001 - already gone is fine
+                pass
+        self.started.clear()

@@ -1,0 +1,103 @@
+"""Tasks as OS processes: the pipe-based transport.
+
+Each task process holds one end of a duplex ``Pipe``; at a sync point it sends
+its step and blocks on ``recv``.  The controller waits on the pipe and the
+process sentinel together, so a crash is seen at once and a stuck task is
+bounded by the per-step timeout.  On timeout the task's stacks are dumped by
+``faulthandler`` (registered on SIGUSR1 in the child) before it is killed.
+
+How the process comes to exist is the launcher's business
+(:mod:`races._core.launchers`).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from multiprocessing.connection import wait
+from typing import Any, Callable, Optional
+
+from .controller import TaskHandle
+from .patches import real_sleep
+from .thread_transport import target_location
+
+
+class ProcessTask(TaskHandle):
+    def __init__(self, name: str, target: Callable, state: Any, launcher: Any, config: dict) -> None:
+        self.name = name
+        self.target = target
+        self.state = state
+        self.launcher = launcher
+        fd, self.dump_path = tempfile.mkstemp(prefix=f"races-{os.getpid()}-", suffix=".stack")
+        os.close(fd)
+        self.config = dict(config, dump_path=self.dump_path)
+        self.conn: Any = None
+        self.proc: Any = None
+
+    def start(self) -> None:
+        self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
+
+    def grant(self, reply: tuple) -> None:
+        try:
+            self.conn.send(reply)
+        except OSError:
+            pass  # it died; wait_event sees the crash
+
+    def wait_event(self, timeout: float) -> tuple:
+        ready = wait([self.conn, self.proc.sentinel], timeout)
+        if not ready:
+            return ("timeout", None)
+        if self.conn in ready or self.conn.poll():
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                return ("crash", self.proc.exit_code(2.0))
+            if message[0] == "step" and message[1].kind == "start":
+                message = ("step", message[1]._replace(location=target_location(self.target)))
+            return message
+        return ("crash", self.proc.exit_code(2.0))
+
+    def dump_stack(self) -> str:
+        if self.proc is None or not self.proc.alive():
+            return f"(task {self.name!r} is not running)"
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except OSError:
+            return f"(could not signal task {self.name!r})"
+        text = ""
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # bounded: faulthandler writes from a signal handler
+            real_sleep(0.01)
+            with open(self.dump_path) as fh:
+                latest = fh.read()
+            if latest and latest == text:
+                break
+            text = latest
+        return f"Stack of task {self.name!r} (pid {self.proc.pid}):\n{text}"
+
+    def stop(self, waiting: bool, grace: float) -> Optional[str]:
+        try:
+            if self.proc is None:
+                return None
+            if waiting and self.proc.alive():
+                self.grant(("abort",))
+                deadline = time.monotonic() + grace
+                while time.monotonic() < deadline:
+                    event = self.wait_event(max(0.0, deadline - time.monotonic()))
+                    if event[0] != "step":
+                        break
+                    self.grant(("abort",))
+            if not self.proc.wait_exit(grace):
+                self.proc.kill()
+                if not self.proc.wait_exit(grace):
+                    return f"task process {self.name!r} (pid {self.proc.pid}) could not be reaped"
+            return None
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+            self.proc and self.proc.release()
+            try:
+                os.unlink(self.dump_path)
+            except OSError:
+                pass

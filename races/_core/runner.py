@@ -1,0 +1,205 @@
+"""``run`` and ``replay``: build the tasks, call setup, drive one controlled
+run, check the invariant, and package the Result."""
+from __future__ import annotations
+
+import multiprocessing
+import random
+import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import ids, patches
+from . import schedule as schedule_mod
+from . import token as token_mod
+from .controller import Controller, TaskHandle
+from .errors import ReplayError, SetupError, TaskError
+from .result import Result
+from .step import Failure
+from .thread_transport import ThreadTask, describe_exception
+
+Tasks = Union[Mapping[str, Callable], Sequence[Callable]]
+
+BACKENDS = ("thread", "process")
+START_METHODS = ("spawn", "forkserver", "fork")
+
+_active_context: List[Any] = []
+
+
+def default_start_method() -> str:
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def mp_context() -> Any:
+    """The multiprocessing context of the run being set up (or the default one).
+
+    ``setup()`` should create its Manager and other multiprocessing objects
+    from this, so they match the run's start method.
+    """
+    if _active_context:
+        return _active_context[-1]
+    return multiprocessing.get_context(default_start_method())
+
+
+def normalize_tasks(tasks: Tasks) -> Tuple[List[str], List[Callable]]:
+    if isinstance(tasks, Mapping):
+        items = list(tasks.items())
+    elif isinstance(tasks, (list, tuple)):
+        items = [(f"t{i}", t) for i, t in enumerate(tasks)]
+    else:
+        raise TaskError(f"tasks must be a dict of name -> callable or a list of callables, not {tasks!r}")
+    if not items:
+        raise TaskError("tasks is empty: give at least one task")
+    for name, target in items:
+        if not isinstance(name, str) or not name or ":" in name or name != name.strip():
+            raise TaskError(f"task name {name!r} is invalid: use a non-empty string without ':'")
+        if not callable(target):
+            raise TaskError(f"task {name!r} is {target!r}, which is not callable")
+    return [n for n, _ in items], [t for _, t in items]
+
+
+def _check_options(backend: str, start_method: Optional[str], timeout: float) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if start_method is not None and start_method not in START_METHODS:
+        raise ValueError(f"start_method must be one of {', '.join(START_METHODS)}, not {start_method!r}")
+    if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
+        raise ValueError(f"start method {start_method!r} is not available on {sys.platform}")
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without the harness's own frame on top."""
+    return describe_exception(exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None))[2]
+
+
+def _check_invariant(invariant: Callable, state: Any) -> Optional[Failure]:
+    try:
+        outcome = invariant(state)
+    except AssertionError as exc:
+        text = str(exc) or "assertion failed"
+        return Failure("invariant", f"invariant failed: {text}", None, _user_traceback(exc))
+    except Exception as exc:  # noqa: BLE001
+        info = (type(exc).__name__, str(exc), _user_traceback(exc))
+        return Failure("exception", f"invariant raised {info[0]}: {info[1]}", None, info[2])
+    if outcome is False:
+        name = getattr(invariant, "__qualname__", "invariant")
+        return Failure("invariant", f"invariant {name}() returned False")
+    return None
+
+
+def run(
+    setup: Callable[[], Any],
+    tasks: Tasks,
+    invariant: Optional[Callable[[Any], Any]] = None,
+    schedule: Optional[Sequence[str]] = None,
+    backend: str = "thread",
+    start_method: Optional[str] = None,
+    timeout: float = 10.0,
+    *,
+    seed: Union[int, str] = 0,
+    max_steps: int = 100_000,
+    strategy: Any = None,
+    launcher: Any = None,
+) -> Result:
+    """Run ``tasks`` one step at a time under the controller; see the README."""
+    from ..strategies import NonPreemptive
+
+    names, targets = normalize_tasks(tasks)
+    steps = schedule_mod.parse(schedule, names)
+    _check_options(backend, start_method, timeout)
+    if not callable(setup):
+        raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
+    method = None
+    ctx = None
+    if backend == "process":
+        method = start_method or default_start_method()
+        ctx = multiprocessing.get_context(method)
+        if method != "fork":
+            from .launchers import check_picklable
+
+            for name, target in zip(names, targets):
+                check_picklable(name, target, method)
+    options = {"backend": backend, "start_method": method, "seed": seed}
+
+    ids.reset()
+    saved_random = random.getstate()
+    random.seed(f"{seed}")
+    tracker = patches.ManagerTracker()
+    if backend == "thread":
+        patches.install()
+    _active_context.append(ctx or mp_context())
+    controller: Optional[Controller] = None
+    try:
+        try:
+            with tracker:
+                state = setup()
+        except Exception as exc:
+            raise SetupError(f"setup() raised {type(exc).__name__}: {exc}") from exc
+        handles: List[TaskHandle]
+        if backend == "thread":
+            handles = [ThreadTask(n, t, state) for n, t in zip(names, targets)]
+        else:
+            from .launchers import choose_launcher
+            from .process_transport import ProcessTask
+
+            launch = launcher or choose_launcher(ctx, state)
+            config = {"seed": seed}
+            handles = [ProcessTask(n, t, state, launch, config) for n, t in zip(names, targets)]
+        controller = Controller(
+            handles, strategy or NonPreemptive(), schedule_mod.ScheduleDriver(steps), timeout, max_steps
+        )
+        failure = controller.run()
+        if failure is None and invariant is not None:
+            failure = _check_invariant(invariant, state)
+    finally:
+        _active_context.pop()
+        tracker.shutdown_all()
+        if backend == "thread":
+            patches.uninstall()
+        random.setstate(saved_random)
+    fp = token_mod.fingerprint(names, [(e.task, e.name) for e in controller.trace])
+    return Result(
+        failure,
+        controller.trace,
+        token_mod.encode(controller.choices, fp),
+        names,
+        schedule,
+        controller.warnings,
+        controller.notes,
+        options,
+    )
+
+
+def replay(
+    token: str,
+    setup: Callable[[], Any],
+    tasks: Tasks,
+    invariant: Optional[Callable[[Any], Any]] = None,
+    **options: Any,
+) -> Result:
+    """Re-run exactly the interleaving ``token`` records; raise :class:`ReplayError`
+    when the tasks or their sync points no longer match it."""
+    from ..strategies import Replay
+
+    choices, fp = token_mod.decode(token)
+    if "schedule" in options:
+        raise ReplayError("replay takes a token instead of a schedule; pass one or the other")
+    names, _ = normalize_tasks(tasks)
+    strategy = Replay(choices, names)
+    result = run(setup, tasks, invariant, strategy=strategy, **options)
+    actual = token_mod.fingerprint(names, [(e.task, e.name) for e in result.trace])
+    if actual != fp or strategy.position != len(choices):
+        raise ReplayError(
+            f"token {token!r} does not match these tasks: the replayed run passed different "
+            f"sync points (fingerprint {actual}, token {fp}; {strategy.position} of "
+            f"{len(choices)} choices used). Were the tasks or their points changed?"
+        )
+    return result
+
+
+def task_names(tasks: Tasks) -> List[str]:
+    return normalize_tasks(tasks)[0]
+
+
+__all__: List[str] = ["run", "replay", "mp_context", "default_start_method", "Dict"]

@@ -1,0 +1,60 @@
+"""What runs inside a task process: bind the agent, patch, run the target,
+report how it ended.  Module level so every start method can import it."""
+from __future__ import annotations
+
+import faulthandler
+import os
+import random
+import signal
+import sys
+from typing import Any, Callable
+
+from . import patches
+from .agent import Agent, Channel, bind_process
+from .errors import TaskAborted
+from .thread_transport import describe_exception, target_location
+
+
+class ConnChannel(Channel):
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def exchange(self, message: tuple) -> tuple:
+        self.conn.send(message)
+        return self.conn.recv()
+
+
+def process_main(conn: Any, name: str, target: Callable, state: Any, config: dict) -> None:
+    """Entry point of a task process (direct launch and template fork alike)."""
+    dump = None
+    if config.get("dump_path"):
+        dump = open(config["dump_path"], "w")  # noqa: SIM115 - lives as long as the process
+        faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
+    patches.install_for_process()
+    random.seed(f"{config.get('seed', 0)}:{name}")
+    agent = Agent(name, ConnChannel(conn))
+    bind_process(agent)
+    message: tuple
+    try:
+        agent.step("start", "start")
+        target(state)
+        message = ("done", None)
+    except TaskAborted:
+        message = ("aborted", None)
+    except BaseException as exc:  # noqa: BLE001 - a task's failure is data
+        message = ("error", describe_exception(exc))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    try:
+        conn.send(message)
+    except OSError:
+        pass
+
+
+def start_step_location(target: Callable) -> str:
+    return target_location(target)
+
+
+def pid() -> int:
+    return os.getpid()
