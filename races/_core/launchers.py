@@ -8,6 +8,7 @@ instead, which is what makes spawn and forkserver runs cheap.
 """
 from __future__ import annotations
 
+import os
 import pickle
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Optional, Tuple
@@ -80,5 +81,31 @@ class DirectLauncher:
 
 def choose_launcher(ctx: Any, state: Any) -> Any:
     """The launcher for a run: fork starts directly; spawn and forkserver fork
-    from a warm template when the state can travel without inheritance."""
-    return DirectLauncher(ctx)
+    from a warm template when the state can travel without inheritance (a raw
+    ``multiprocessing.Lock`` or shared ``Value`` can only be inherited, so such
+    a state falls back to starting every task with ``ctx.Process``)."""
+    if ctx.get_start_method() == "fork" or not hasattr(os, "fork"):
+        return DirectLauncher(ctx)
+    try:
+        ForkingPickler.dumps(state)
+    except Exception:  # noqa: BLE001 - anything that needs inheritance
+        return DirectLauncher(ctx)
+    from .template import TemplateLauncher
+
+    modules = sorted({type(v).__module__ for v in _walk(state)} - {"builtins"})
+    return TemplateLauncher(ctx, modules)
+
+
+def _walk(state: Any, depth: int = 2) -> list:
+    """The state and its direct members, to know which modules a task will import."""
+    out = [state]
+    if depth and isinstance(state, dict):
+        for v in state.values():
+            out.extend(_walk(v, depth - 1))
+    elif depth and isinstance(state, (list, tuple)):
+        for v in state:
+            out.extend(_walk(v, depth - 1))
+    elif depth and hasattr(state, "__dict__"):
+        for v in vars(state).values():
+            out.extend(_walk(v, depth - 1))
+    return out

@@ -7,7 +7,7 @@ import random
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import ids, patches
+from . import affinity, ids, patches
 from . import schedule as schedule_mod
 from . import token as token_mod
 from .controller import Controller, TaskHandle
@@ -101,6 +101,7 @@ def run(
     max_steps: int = 100_000,
     strategy: Any = None,
     launcher: Any = None,
+    teardown: Optional[Callable[[Any], Any]] = None,
 ) -> Result:
     """Run ``tasks`` one step at a time under the controller; see the README."""
     from ..strategies import NonPreemptive
@@ -110,17 +111,15 @@ def run(
     _check_options(backend, start_method, timeout)
     if not callable(setup):
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
-    method = None
-    ctx = None
+    method = start_method or default_start_method()
+    ctx = multiprocessing.get_context(method)
     if backend == "process":
-        method = start_method or default_start_method()
-        ctx = multiprocessing.get_context(method)
         if method != "fork":
             from .launchers import check_picklable
 
             for name, target in zip(names, targets):
                 check_picklable(name, target, method)
-    options = {"backend": backend, "start_method": method, "seed": seed}
+    options = {"backend": backend, "start_method": start_method or (method if backend == "process" else None), "seed": seed}
 
     ids.reset()
     saved_random = random.getstate()
@@ -128,7 +127,8 @@ def run(
     tracker = patches.ManagerTracker()
     if backend == "thread":
         patches.install()
-    _active_context.append(ctx or mp_context())
+    mask = affinity.pin() if backend == "thread" else None
+    _active_context.append(ctx)
     controller: Optional[Controller] = None
     try:
         try:
@@ -149,10 +149,15 @@ def run(
         controller = Controller(
             handles, strategy or NonPreemptive(), schedule_mod.ScheduleDriver(steps), timeout, max_steps
         )
-        failure = controller.run()
-        if failure is None and invariant is not None:
-            failure = _check_invariant(invariant, state)
+        try:
+            failure = controller.run()
+            if failure is None and invariant is not None:
+                failure = _check_invariant(invariant, state)
+        finally:
+            if teardown is not None:
+                teardown(state)
     finally:
+        affinity.restore(mask)
         _active_context.pop()
         tracker.shutdown_all()
         if backend == "thread":

@@ -28,6 +28,7 @@ def describe_exception(exc: BaseException) -> tuple:
 
 
 def target_location(target: Callable) -> str:
+    target = getattr(target, "func", target)  # functools.partial
     code = getattr(target, "__code__", None)
     if code is None:
         code = getattr(getattr(target, "__call__", None), "__code__", None)

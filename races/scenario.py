@@ -1,0 +1,65 @@
+"""``races.Scenario``: the shape of one catalogue page.
+
+A scenario bundles the buggy task set, one or more fixed task sets, the
+schedule that forces the bug, the failure kind that bug produces and the
+backends it applies to.  Modules in ``scenarios/`` define one ``SCENARIO``
+each; users may write their own for ``races explore MODULE:OBJECT``.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from ._core.result import Result
+from ._core.runner import replay, run
+
+
+@dataclass
+class Scenario:
+    name: str
+    setup: Callable[[], Any]
+    buggy: Mapping[str, Callable[[Any], Any]]
+    fixes: Mapping[str, Mapping[str, Callable[[Any], Any]]]
+    schedule: Sequence[str]
+    expect: str
+    invariant: Optional[Callable[[Any], Any]] = None
+    teardown: Optional[Callable[[Any], Any]] = None
+    backends: Tuple[str, ...] = ("thread", "process")
+    options: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def doc(self) -> str:
+        module = sys.modules.get(self.setup.__module__)
+        return (module.__doc__ or "").strip() if module else ""
+
+    @property
+    def summary(self) -> str:
+        return self.doc.splitlines()[0] if self.doc else self.name
+
+    def variants(self) -> Dict[str, Mapping[str, Callable[[Any], Any]]]:
+        return {"buggy": self.buggy, **{f"fixed:{k}": v for k, v in self.fixes.items()}}
+
+    def tasks_for(self, variant: str) -> Mapping[str, Callable[[Any], Any]]:
+        try:
+            return self.variants()[variant]
+        except KeyError:
+            raise ValueError(
+                f"scenario {self.name!r} has no variant {variant!r}; it has {', '.join(self.variants())}"
+            ) from None
+
+    def run(self, variant: str = "buggy", schedule: Optional[Sequence[str]] = None, **options: Any) -> Result:
+        """Run one variant; the forcing schedule is the default."""
+        opts = {**self.options, **options}
+        return run(
+            self.setup,
+            self.tasks_for(variant),
+            self.invariant,
+            schedule=list(self.schedule) if schedule is None else schedule,
+            teardown=self.teardown,
+            **opts,
+        )
+
+    def replay(self, token: str, variant: str = "buggy", **options: Any) -> Result:
+        opts = {**self.options, **options}
+        return replay(token, self.setup, self.tasks_for(variant), self.invariant, teardown=self.teardown, **opts)

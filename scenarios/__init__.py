@@ -1,0 +1,25 @@
+"""The scenario catalogue: one module per concurrency pattern from the notes.
+
+Each module starts with the story (the pattern, the notes' own term, what goes
+wrong and why, the fix) and defines ``SCENARIO``, a :class:`races.Scenario`.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Dict, List
+
+NAMES: List[str] = [
+    "ticket_oversell",
+    "manager_lost_update",
+]
+
+
+def load(name: str):  # type: ignore[no-untyped-def]
+    """The ``SCENARIO`` of one catalogue module; ValueError for an unknown name."""
+    if name not in NAMES:
+        raise ValueError(f"unknown scenario {name!r}; the catalogue has: {', '.join(NAMES)}")
+    return importlib.import_module(f"scenarios.{name}").SCENARIO
+
+
+def catalogue() -> Dict[str, object]:
+    return {name: load(name) for name in NAMES}
