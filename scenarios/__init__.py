@@ -11,6 +11,12 @@ from typing import Dict, List
 NAMES: List[str] = [
     "ticket_oversell",
     "manager_lost_update",
+    "double_acquire",
+    "lock_not_shared",
+    "torn_read",
+    "lock_granularity",
+    "lock_order_inversion",
+    "interleaved_output",
 ]
 
 
