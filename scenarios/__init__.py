@@ -6,9 +6,8 @@ wrong and why, the fix) and defines ``SCENARIO``, a :class:`races.Scenario`.
 from __future__ import annotations
 
 import importlib
-from typing import Dict, List
 
-NAMES: List[str] = [
+NAMES: list[str] = [
     "ticket_oversell",
     "manager_lost_update",
     "double_acquire",
@@ -27,5 +26,5 @@ def load(name: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"scenarios.{name}").SCENARIO
 
 
-def catalogue() -> Dict[str, object]:
+def catalogue() -> dict[str, object]:
     return {name: load(name) for name in NAMES}

@@ -48,21 +48,18 @@ def move(box, tickets, money):
 
 
 def buyer(state):
-    with state.ticket_lock:
-        with state.till_lock:
-            move(state.box, -1, PRICE)
+    with state.ticket_lock, state.till_lock:
+        move(state.box, -1, PRICE)
 
 
 def refund_till_first(state):
-    with state.till_lock:  # the bug: the opposite order from buyer
-        with state.ticket_lock:
-            move(state.box, +1, -PRICE)
+    with state.till_lock, state.ticket_lock:  # the bug: the opposite order from buyer
+        move(state.box, +1, -PRICE)
 
 
 def refund_tickets_first(state):
-    with state.ticket_lock:  # the fix: the same order as buyer
-        with state.till_lock:
-            move(state.box, +1, -PRICE)
+    with state.ticket_lock, state.till_lock:  # the fix: the same order as buyer
+        move(state.box, +1, -PRICE)
 
 
 def books_balance(state):
