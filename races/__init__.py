@@ -12,8 +12,9 @@ from ._core.agent import current as _current
 from ._core.errors import RacesError, ReplayError, ScheduleError, SetupError, TaskAborted, TaskError
 from ._core.result import Result
 from ._core.runner import mp_context, replay, run
+from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
-from .primitives import Lock
+from .primitives import Lock, RLock
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,16 @@ def point(name: str) -> None:
         agent.step("point", name)
 
 
+def shutdown() -> None:
+    """Stop the service processes races keeps warm (task templates, ``races.manager()``).
+
+    They also stop by themselves when this process exits."""
+    from ._core import shared_manager, template
+
+    template.shutdown()
+    shared_manager.shutdown()
+
+
 def in_task() -> Optional[str]:
     """The name of the controlled task the caller runs in, or None."""
     agent = _current()
@@ -37,6 +48,7 @@ __all__ = [
     "FAILURE_KINDS",
     "Failure",
     "Lock",
+    "RLock",
     "RacesError",
     "ReplayError",
     "Result",
@@ -47,8 +59,10 @@ __all__ = [
     "TaskError",
     "TraceEntry",
     "in_task",
+    "manager",
     "mp_context",
     "point",
     "replay",
     "run",
+    "shutdown",
 ]

@@ -15,6 +15,10 @@ own ``time.sleep(0.1)`` is a sync point (on virtual time: it costs nothing),
 and the schedule ``["p0:sleep", "p1:sleep"]`` parks both tasks there between
 read and write.
 
+``setup()`` takes a fresh dict per run from ``races.manager()``, a Manager
+server kept warm between runs, so a hundred runs do not start a hundred
+servers.
+
 The fix.  The notes take ``l.acquire()`` before the read and ``l.release()``
 after the write: one lock shared by all ten, held over read-modify-write.
 Under the forcing schedule ``p1`` is blocked at the lock while ``p0`` sleeps
@@ -32,8 +36,8 @@ TASKS = 10
 
 
 def setup():
-    manager = races.mp_context().Manager()  # stopped by the harness after the run
-    return SimpleNamespace(data=manager.dict({"num": TASKS}), lock=races.Lock("l"))
+    data = races.manager().dict({"num": TASKS})  # a fresh dict on a warm Manager server
+    return SimpleNamespace(data=data, lock=races.Lock("l"))
 
 
 def task_without_lock(state):

@@ -17,16 +17,28 @@ from typing import Optional, Set
 _supported = hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
 
 
-def pin() -> Optional[Set[int]]:
-    """Pin the calling thread to one allowed CPU; return the mask to restore."""
+def choose() -> Optional[int]:
+    """The CPU this process's runs use, or None when pinning is off or pointless."""
     if not _supported or os.environ.get("RACES_NO_PIN"):
         return None
     try:
         allowed = sorted(os.sched_getaffinity(0))
-        if len(allowed) < 2:
-            return None
-        os.sched_setaffinity(0, {allowed[os.getpid() % len(allowed)]})
-        return set(allowed)
+    except OSError:
+        return None
+    if len(allowed) < 2:
+        return None
+    return allowed[os.getpid() % len(allowed)]
+
+
+def pin(cpu: Optional[int] = None) -> Optional[Set[int]]:
+    """Pin the calling thread to ``cpu`` (default: :func:`choose`); return the mask to restore."""
+    cpu = choose() if cpu is None else cpu
+    if cpu is None:
+        return None
+    try:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+        return set(previous)
     except OSError:
         return None
 

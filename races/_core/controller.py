@@ -97,6 +97,7 @@ class Controller:
         self._points_seen: List[str] = []
         self._points_set: set = set()
         self.current: Optional[TaskRecord] = None
+        self.after_boot = lambda: None
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
@@ -141,6 +142,7 @@ class Controller:
                 t.handle.start()
             for t in self.tasks:
                 self._await(t)
+            self.after_boot()
             self._loop()
         except _Stop as stop:
             failure = stop.failure

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Optional, Tuple
 
@@ -46,6 +47,13 @@ class DirectProcess:
 
 def check_picklable(name: str, target: Callable, method: str) -> None:
     """Raise :class:`TaskError` naming the task when its target cannot cross to a child."""
+    func = getattr(target, "func", target)  # functools.partial
+    main = sys.modules.get("__main__")
+    if getattr(func, "__module__", None) == "__main__" and not getattr(main, "__file__", None):
+        raise TaskError(
+            f"task {name!r} is defined in an interactive __main__ (python -c or a REPL), which a "
+            f"{method!r} process cannot import: define it in a module, or use start_method='fork'"
+        )
     try:
         ForkingPickler.dumps(target)
     except (pickle.PicklingError, AttributeError, TypeError) as exc:

@@ -12,10 +12,10 @@ How the process comes to exist is the launcher's business
 from __future__ import annotations
 
 import os
+import select
 import signal
 import tempfile
 import time
-from multiprocessing.connection import wait
 from typing import Any, Callable, Optional
 
 from .controller import TaskHandle
@@ -37,6 +37,12 @@ class ProcessTask(TaskHandle):
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
+        # one poll object per task: a single syscall per wait, where
+        # multiprocessing.connection.wait builds a selector every call
+        self._poller = select.poll()
+        self._poller.register(self.conn.fileno(), select.POLLIN)
+        if self.proc.sentinel is not None:
+            self._poller.register(self.proc.sentinel, select.POLLIN)
 
     def grant(self, reply: tuple) -> None:
         try:
@@ -45,10 +51,10 @@ class ProcessTask(TaskHandle):
             pass  # it died; wait_event sees the crash
 
     def wait_event(self, timeout: float) -> tuple:
-        ready = wait([self.conn, self.proc.sentinel], timeout)
+        ready = [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
         if not ready:
             return ("timeout", None)
-        if self.conn in ready or self.conn.poll():
+        if self.conn.fileno() in ready or self.conn.poll():
             try:
                 message = self.conn.recv()
             except (EOFError, OSError):

@@ -127,7 +127,8 @@ def run(
     tracker = patches.ManagerTracker()
     if backend == "thread":
         patches.install()
-    mask = affinity.pin() if backend == "thread" else None
+    cpu = affinity.choose()
+    mask = affinity.pin(cpu) if backend == "thread" else None
     _active_context.append(ctx)
     controller: Optional[Controller] = None
     try:
@@ -144,11 +145,18 @@ def run(
             from .process_transport import ProcessTask
 
             launch = launcher or choose_launcher(ctx, state)
-            config = {"seed": seed}
+            config = {"seed": seed, "cpu": cpu}
             handles = [ProcessTask(n, t, state, launch, config) for n, t in zip(names, targets)]
         controller = Controller(
             handles, strategy or NonPreemptive(), schedule_mod.ScheduleDriver(steps), timeout, max_steps
         )
+        if backend == "process":
+            # task processes boot in parallel on every core, then all meet on one
+            def pin_after_boot() -> None:
+                nonlocal mask
+                mask = affinity.pin(cpu)
+
+            controller.after_boot = pin_after_boot
         try:
             failure = controller.run()
             if failure is None and invariant is not None:

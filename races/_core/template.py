@@ -94,10 +94,18 @@ def _task_main(fd: int) -> None:
     code = 0
     try:
         conn = Connection(fd)
-        target, state, config, name = pickle.loads(conn.recv_bytes())
-        from .worker import process_main
+        try:
+            target, state, config, name = pickle.loads(conn.recv_bytes())
+        except BaseException as exc:  # noqa: BLE001 - report why the task cannot start
+            from .thread_transport import describe_exception
 
-        process_main(conn, name, target, state, config)
+            kind, message, tb = describe_exception(exc)
+            conn.send(("error", (kind, f"the task could not be started in its process: {message}", tb)))
+            code = 1
+        else:
+            from .worker import process_main
+
+            process_main(conn, name, target, state, config)
     except BaseException:  # noqa: BLE001
         import traceback
 

@@ -31,6 +31,10 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
         dump = open(config["dump_path"], "w")  # noqa: SIM115 - lives as long as the process
         faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
     patches.install_for_process()
+    if config.get("cpu") is not None:
+        from .affinity import pin
+
+        pin(config["cpu"])  # booted in parallel; from here on one task runs at a time
     random.seed(f"{config.get('seed', 0)}:{name}")
     agent = Agent(name, ConnChannel(conn))
     bind_process(agent)
