@@ -14,7 +14,7 @@ from ._core.result import Result
 from ._core.runner import mp_context, replay, run
 from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
-from .primitives import Lock, RLock
+from .primitives import BoundedSemaphore, Event, Lock, RLock, Semaphore
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,8 @@ def in_task() -> Optional[str]:
 
 
 __all__ = [
+    "BoundedSemaphore",
+    "Event",
     "FAILURE_KINDS",
     "Failure",
     "Lock",
@@ -53,6 +55,7 @@ __all__ = [
     "ReplayError",
     "Result",
     "ScheduleError",
+    "Semaphore",
     "SetupError",
     "Step",
     "TaskAborted",

@@ -1,6 +1,8 @@
 """Controlled primitives: one module per family, each with the task-side
 object users call and the controller-side model that decides blocking."""
+from .event import Event
 from .lock import Lock
 from .rlock import RLock
+from .semaphore import BoundedSemaphore, Semaphore
 
-__all__ = ["Lock", "RLock"]
+__all__ = ["BoundedSemaphore", "Event", "Lock", "RLock", "Semaphore"]

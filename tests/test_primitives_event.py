@@ -1,0 +1,97 @@
+"""races.Event against threading.Event, in both backends."""
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+import races
+from tests.test_runtime import task_processes, task_threads
+
+BACKENDS = [
+    pytest.param(("thread", None), id="thread"),
+    pytest.param(("process", "forkserver"), id="process-forkserver"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    name, method = request.param
+    yield {"backend": name, "start_method": method}
+    assert task_threads() == []
+    assert task_processes() == []
+
+
+def outcome(fn, *args, **kwargs):
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - the outcome is what we compare
+        return ("raise", type(exc).__name__, str(exc))
+
+
+def script(event):
+    return [
+        outcome(event.is_set),
+        outcome(event.wait, 0.01),
+        outcome(event.wait, 0),
+        outcome(event.wait, -1),
+        outcome(event.set),
+        outcome(event.is_set),
+        outcome(event.wait),
+        outcome(event.wait, 0),
+        outcome(event.set),
+        outcome(event.clear),
+        outcome(event.is_set),
+        outcome(event.wait, 0.01),
+    ]
+
+
+def setup():
+    return SimpleNamespace(event=races.Event("e"), expected=script(threading.Event()))
+
+
+def run_script(s):
+    assert script(s.event) == s.expected
+
+
+def waiter(s):
+    assert s.event.wait() is True
+
+
+def setter(s):
+    races.point("before_set")
+    s.event.set()
+
+
+def timed_waiter(s):
+    assert s.event.wait(timeout=2.5) is False
+
+
+def test_event_matches_threading(backend):
+    result = races.run(setup, [run_script], **backend)
+    assert not result.failed, result.report()
+
+
+def test_event_wakes_waiter(backend):
+    result = races.run(setup, {"w": waiter, "s": setter}, **backend)
+    assert not result.failed, result.report()
+    assert ("w", "e.wait") in result.steps()
+
+
+def test_event_never_set_is_blocked(backend):
+    result = races.run(setup, {"w": waiter}, **backend)
+    assert result.failure.kind == "blocked"
+    assert "waits for Event e at tests/test_primitives_event.py:" in result.failure.message
+    assert "which no task will set" in result.failure.message
+
+
+def test_event_timed_wait_uses_virtual_time(backend):
+    result = races.run(setup, {"w": timed_waiter}, **backend)
+    assert not result.failed, result.report()
+    entry = next(e for e in result.trace if e.name == "wait")
+    assert entry.clock == 2.5 and "timed out" in entry.note
+
+
+def test_event_outside_the_harness():
+    assert script(races.Event()) == script(threading.Event())
