@@ -103,15 +103,19 @@ class ThreadTask(TaskHandle, Channel):
         )
 
     def stop(self, waiting: bool, grace: float) -> Optional[str]:
+        import time
+
         if waiting:
-            # abort at its step; it may announce more steps while unwinding
             self.grant(("abort",))
-            while self.thread.is_alive():
-                event = self.wait_event(grace)
-                if event[0] != "step":
-                    break
+        # abort every step it still announces (while unwinding, or a task that
+        # was thought stuck and reached a step late), until it ends
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self.thread.join(0.005)
+            if not self.thread.is_alive():
+                break
+            if self._ready.acquire(False) and self._outbox[0] == "step":
                 self.grant(("abort",))
-        self.thread.join(grace)
         if self.thread.is_alive() and self.thread.ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(self.thread.ident), ctypes.py_object(TaskAborted)

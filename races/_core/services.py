@@ -1,0 +1,16 @@
+"""Service processes races keeps warm across runs (task templates, the shared
+Manager).  Like multiprocessing's forkserver and resource tracker they are not
+tasks: leak checks ask :func:`service_pids` which processes to leave alone."""
+from __future__ import annotations
+
+import sys
+from typing import List
+
+
+def service_pids() -> List[int]:
+    pids: List[int] = []
+    for name in ("races._core.template", "races._core.shared_manager"):
+        module = sys.modules.get(name)
+        if module is not None:
+            pids.extend(module.service_pids())
+    return pids
