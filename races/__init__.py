@@ -14,7 +14,7 @@ from ._core.result import Result
 from ._core.runner import mp_context, replay, run
 from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
-from .primitives import BoundedSemaphore, Event, Lock, RLock, Semaphore
+from .primitives import BoundedSemaphore, Event, JoinableQueue, Lock, Queue, RLock, Semaphore, SimpleQueue
 
 __version__ = "0.1.0"
 
@@ -49,7 +49,9 @@ __all__ = [
     "Event",
     "FAILURE_KINDS",
     "Failure",
+    "JoinableQueue",
     "Lock",
+    "Queue",
     "RLock",
     "RacesError",
     "ReplayError",
@@ -57,6 +59,7 @@ __all__ = [
     "ScheduleError",
     "Semaphore",
     "SetupError",
+    "SimpleQueue",
     "Step",
     "TaskAborted",
     "TaskError",

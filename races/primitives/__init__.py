@@ -2,7 +2,8 @@
 object users call and the controller-side model that decides blocking."""
 from .event import Event
 from .lock import Lock
+from .queue import JoinableQueue, Queue, SimpleQueue
 from .rlock import RLock
 from .semaphore import BoundedSemaphore, Semaphore
 
-__all__ = ["BoundedSemaphore", "Event", "Lock", "RLock", "Semaphore"]
+__all__ = ["BoundedSemaphore", "Event", "JoinableQueue", "Lock", "Queue", "RLock", "Semaphore", "SimpleQueue"]

@@ -1,0 +1,323 @@
+"""``races.Queue``, ``races.JoinableQueue`` and ``races.SimpleQueue``: FIFO
+queues whose items live in the controller's model.
+
+``put`` sends the item in the step's ``args`` and ``get``'s reply carries it
+back, so data crosses from one task process to another through the
+controller; a blocked ``put``/``get`` is a disabled step, and a timed one
+raises ``queue.Full``/``queue.Empty`` when virtual time runs out.  The object
+itself is only an id and pickles freely.
+
+Items put before the run (in ``setup``, outside the harness) land in the
+fallback ``queue.Queue``; the model starts from them when the run first
+touches the queue.  Outside the harness the classes are ``queue.Queue`` /
+``queue.SimpleQueue`` (``close``, ``join_thread`` and ``cancel_join_thread``
+are no-ops there).
+"""
+from __future__ import annotations
+
+import collections
+import queue as _queue
+import weakref
+from typing import Any
+
+from .._core.agent import current
+from .._core.ids import new_id
+from .._core.model import OK, Model, register
+from .._core.step import Step
+
+Full = _queue.Full
+Empty = _queue.Empty
+_RealQueue = _queue.Queue
+_RealSimpleQueue = _queue.SimpleQueue
+
+# id -> the task-side object made in this process, so that the model (in the
+# controller's process) can start from what setup() put outside the harness.
+_made: dict[str, weakref.ref] = {}
+
+
+def _bound(block: bool, timeout: float | None) -> float | None:
+    if not block:
+        return 0.0
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return float(timeout)
+
+
+class Queue:
+    """A FIFO queue (``maxsize <= 0``: unbounded), controlled inside the harness."""
+
+    _kind = "Queue"
+    _step_kind = "queue"
+
+    def __init__(self, maxsize: int = 0, name: str | None = None, *, ctx: Any = None) -> None:
+        self._id = new_id(self._kind)
+        self._label = name or self._id.rsplit("/", 1)[-1]
+        self._maxsize = max(0, maxsize)
+        self._local: Any | None = None
+        _made[self._id] = weakref.ref(self)
+
+    def _fallback(self) -> Any:
+        if self._local is None:
+            self._local = _RealQueue(self._maxsize)
+        return self._local
+
+    def _step(self, name: str, args: tuple = (), timeout: float | None = None) -> Any:
+        agent = current()
+        assert agent is not None
+        return agent.step(self._step_kind, name, self._id, self._label, (self._maxsize, *args), timeout, depth=3)
+
+    # -- put / get ------------------------------------------------------------
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+        if current() is None:
+            self._fallback().put(obj, block, timeout)
+            return
+        self._step("put", (obj,), _bound(block, timeout))
+
+    def put_nowait(self, obj: Any) -> None:
+        if current() is None:
+            self._fallback().put_nowait(obj)
+            return
+        self._step("put", (obj,), 0.0)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if current() is None:
+            return self._fallback().get(block, timeout)
+        return self._step("get", (), _bound(block, timeout))
+
+    def get_nowait(self) -> Any:
+        if current() is None:
+            return self._fallback().get_nowait()
+        return self._step("get", (), 0.0)
+
+    # -- views of the size (see QueueModel.observed) ---------------------------
+    def qsize(self) -> int:
+        if current() is None:
+            return self._fallback().qsize()
+        return self._step("qsize")
+
+    def empty(self) -> bool:
+        if current() is None:
+            return self._fallback().empty()
+        return self._step("empty")
+
+    def full(self) -> bool:
+        if current() is None:
+            return self._fallback().full()
+        return self._step("full")
+
+    # -- queue.Queue / JoinableQueue accounting --------------------------------
+    def task_done(self) -> None:
+        if current() is None:
+            self._fallback().task_done()
+            return
+        self._step("task_done")
+
+    def join(self) -> None:
+        if current() is None:
+            self._fallback().join()
+            return
+        self._step("join")
+
+    # -- multiprocessing.Queue lifecycle ---------------------------------------
+    def close(self) -> None:
+        if current() is not None:
+            self._step("close")
+
+    def join_thread(self) -> None:
+        if current() is not None:
+            self._step("join_thread")
+
+    def cancel_join_thread(self) -> None:
+        if current() is not None:
+            self._step("cancel_join_thread")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_local"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return f"<races.{type(self).__name__} {self._label}>"
+
+
+class JoinableQueue(Queue):
+    """``multiprocessing.JoinableQueue``: a Queue with ``task_done``/``join``."""
+
+    _kind = "JoinableQueue"
+    _step_kind = "joinable_queue"
+
+
+class SimpleQueue:
+    """An unbounded FIFO queue without task accounting, controlled inside the harness."""
+
+    _kind = "SimpleQueue"
+    _step_kind = "simple_queue"
+
+    def __init__(self, name: str | None = None, *, ctx: Any = None) -> None:
+        self._id = new_id(self._kind)
+        self._label = name or self._id.rsplit("/", 1)[-1]
+        self._local: Any | None = None
+        _made[self._id] = weakref.ref(self)
+
+    def _fallback(self) -> Any:
+        if self._local is None:
+            self._local = _RealSimpleQueue()
+        return self._local
+
+    _step = Queue._step
+    _maxsize = 0
+
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+        if current() is None:
+            self._fallback().put(obj, block, timeout)
+            return
+        self._step("put", (obj,))
+
+    def put_nowait(self, obj: Any) -> None:
+        self.put(obj)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if current() is None:
+            return self._fallback().get(block, timeout)
+        return self._step("get", (), _bound(block, timeout))
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
+
+    def empty(self) -> bool:
+        if current() is None:
+            return self._fallback().empty()
+        return self._step("empty")
+
+    def qsize(self) -> int:
+        if current() is None:
+            return self._fallback().qsize()
+        return self._step("qsize")
+
+    def close(self) -> None:
+        if current() is not None:
+            self._step("close")
+
+    __getstate__ = Queue.__getstate__
+    __setstate__ = Queue.__setstate__
+    __repr__ = Queue.__repr__
+
+
+@register("queue")
+class QueueModel(Model):
+    """The items (a deque), the bound, the count of unfinished tasks."""
+
+    cls_name = "Queue"
+
+    def __init__(self, obj: str, label: str, run: Any) -> None:
+        super().__init__(obj, label, run)
+        self.items: collections.deque = collections.deque()
+        self.maxsize = 0
+        self.unfinished = 0
+        self.closed = False
+        self.join_thread_cancelled = False
+        self._configured = False
+
+    def _configure(self, step: Step) -> None:
+        if self._configured:
+            return
+        self._configured = True
+        self.maxsize = step.args[0]
+        ref = _made.get(self.obj)
+        made = ref() if ref is not None else None
+        local = getattr(made, "_local", None)
+        if local is not None:  # items setup() put outside the harness
+            while True:
+                try:
+                    self.items.append(local.get_nowait())
+                except Empty:
+                    break
+            self.unfinished = getattr(local, "unfinished_tasks", len(self.items))
+
+    def full_now(self) -> bool:
+        return 0 < self.maxsize <= len(self.items)
+
+    def enabled(self, task: str, step: Step) -> bool:
+        self._configure(step)
+        if step.name == "put":
+            return not self.full_now()
+        if step.name == "get":
+            return bool(self.items)
+        if step.name == "join":
+            return self.unfinished == 0
+        return True
+
+    def apply(self, task: str, step: Step) -> tuple:
+        self._configure(step)
+        name = step.name
+        if name == "put":
+            self.items.append(step.args[1])
+            self.unfinished += 1
+            return OK
+        if name == "get":
+            return ("ok", self.items.popleft())
+        if name in ("qsize", "empty", "full"):
+            return ("ok", self.observed(task, step))
+        if name == "task_done":
+            if self.unfinished <= 0:
+                return ("raise", ValueError("task_done() called too many times"))
+            self.unfinished -= 1
+            return OK
+        if name == "close":
+            self.closed = True
+        elif name == "cancel_join_thread":
+            self.join_thread_cancelled = True
+        # join (enabled only when nothing is unfinished) and join_thread: nothing to do
+        return OK
+
+    def observed(self, task: str, step: Step) -> Any:
+        """What ``qsize()``/``empty()``/``full()`` answer.
+
+        TODO: multiprocessing's answers are unreliable (a feeder thread may not
+        have flushed a put yet, another process may have taken an item since);
+        a later strategy may answer from a stale view here.  For now: the
+        current state.
+        """
+        if step.name == "qsize":
+            return len(self.items)
+        if step.name == "empty":
+            return not self.items
+        return self.full_now()
+
+    def on_timeout(self, task: str, step: Step) -> tuple:
+        if step.name == "put":
+            return ("raise", Full())
+        if step.name == "get":
+            return ("raise", Empty())
+        return ("ok", False)
+
+    def blocked_reason(self, task: str, step: Step) -> str:
+        where = f"{self.cls_name}.{step.name} ({self.label}) at {step.location}"
+        if step.name == "put":
+            return (
+                f"waits forever in {where}: the queue is full ({len(self.items)}/{self.maxsize}) "
+                "and no task can take from it"
+            )
+        if step.name == "get":
+            return f"waits forever in {where}: the queue is empty and no task can put to it"
+        if step.name == "join":
+            return (
+                f"waits forever in {where}: {self.unfinished} item(s) were put but not "
+                "marked task_done() and no task can call task_done()"
+            )
+        return super().blocked_reason(task, step)
+
+
+@register("joinable_queue")
+class JoinableQueueModel(QueueModel):
+    cls_name = "JoinableQueue"
+
+
+@register("simple_queue")
+class SimpleQueueModel(QueueModel):
+    cls_name = "SimpleQueue"
