@@ -1,9 +1,206 @@
-"""The ``races`` command line."""
+"""The ``races`` command line; the work is done in :mod:`races.catalogue`."""
 from __future__ import annotations
 
+import argparse
+import inspect
 import sys
+from collections.abc import Sequence
+
+DESCRIPTION = """\
+races: deterministic concurrency tests for Python threads and multiprocessing.
+
+The catalogue (scenarios/) holds one concurrency bug per module, with its fixes
+and the schedule that forces it.  'races list' names them, 'races show NAME'
+tells the story, prints the code and runs the bug, 'races run' checks every
+bug still reproduces and every fix holds.
+
+For your own code, 'races explore MODULE:OBJECT' and 'races replay TOKEN
+MODULE:OBJECT' import MODULE (the current directory is on the path) and take
+its attribute OBJECT, which is either a races.Scenario, or a dict or namespace
+(a class, a SimpleNamespace, a module) holding 'setup' (a callable returning
+the shared state), 'tasks' (a dict of name -> callable taking the state, or a
+list of callables) and optionally 'invariant' and 'teardown' (callables taking
+the state).  For example, in cases.py:
+
+    CASE = {"setup": make_state, "tasks": {"a": buy, "b": buy}, "invariant": one_sold}
+
+then: races explore cases:CASE
+
+Exit status: 0 all is well, 1 a check failed (a bug did not reproduce, a fix
+did not hold, an exploration or a replay found a failure, docs are stale),
+2 bad input.
+"""
 
 
-def main(argv=None) -> int:  # type: ignore[no-untyped-def]
-    print("races: command line not built yet", file=sys.stderr)
+def _backend_args(p: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
+    p.add_argument("--backend", choices=choices, default=default, help=f"default: {default}")
+    p.add_argument(
+        "--start-method", choices=["spawn", "forkserver", "fork"], default=None,
+        help="for the process backend (default: forkserver where available, else spawn)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="races", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    sub.add_parser("list", help="one line per catalogue scenario")
+
+    p = sub.add_parser("show", help="a scenario's story, code and a live report of its forced bug")
+    p.add_argument("name")
+    _backend_args(p, ["thread", "process"], "thread")
+
+    p = sub.add_parser("run", help="check that each bug reproduces and each fix holds")
+    p.add_argument("names", nargs="*", metavar="NAME", help="scenarios to check (default: all)")
+    _backend_args(p, ["thread", "process", "all"], "all")
+    p.add_argument("--repeat", type=int, default=3, metavar="N", help="forced runs of each bug (default: 3)")
+    p.add_argument("--max-schedules", type=int, default=200, metavar="N",
+                   help="schedules per exploration, when races.explore exists (default: 200)")
+    p.add_argument("--no-explore", action="store_true", help="skip the exploration columns")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario and backend")
+
+    p = sub.add_parser("explore", help="explore the schedules of MODULE:OBJECT (needs races.explore)")
+    p.add_argument("target", metavar="MODULE:OBJECT")
+    _backend_args(p, ["thread", "process"], "thread")
+    p.add_argument("--variant", default="buggy", help="for a Scenario: buggy (default) or fixed:NAME")
+    p.add_argument("--strategy", default="dfs", help="default: dfs")
+    p.add_argument("--max-schedules", type=int, default=1000, metavar="N", help="default: 1000")
+    p.add_argument("--preemption-bound", type=int, default=2, metavar="N", help="default: 2")
+
+    p = sub.add_parser("replay", help="replay the run a token records, on MODULE:OBJECT")
+    p.add_argument("token")
+    p.add_argument("target", metavar="MODULE:OBJECT")
+    _backend_args(p, ["thread", "process"], "thread")
+    p.add_argument("--variant", default="buggy", help="for a Scenario: buggy (default) or fixed:NAME")
+
+    p = sub.add_parser("docs", help="write docs/scenarios.md from the scenario modules")
+    p.add_argument("--check", action="store_true", help="exit 1 if the file is not current; write nothing")
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f"races: error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
+
+
+def _options(args: argparse.Namespace) -> dict:
+    from .catalogue import run_options
+
+    return run_options(args.backend, args.start_method)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .catalogue import load_scenario, scenario_names
+
+    names = scenario_names()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {load_scenario(name).summary}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .catalogue import forced_report, load_scenario
+
+    scenario = load_scenario(args.name)
+    module = sys.modules[scenario.setup.__module__]
+    print(f"== {args.name}: the story ==\n\n{scenario.doc}\n")
+    print(f"== the code: {module.__file__} ==\n\n{inspect.getsource(module)}")
+    print(f"== the bug, forced by {list(scenario.schedule)!r} ==\n")
+    print(forced_report(args.name, args.backend, args.start_method))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import catalogue
+
+    if args.repeat < 1:
+        return _error(f"--repeat must be at least 1, not {args.repeat}")
+    names = args.names or catalogue.scenario_names()
+    scenarios = [catalogue.load_scenario(n) for n in names]  # unknown names fail before any run
+    backends = ["thread", "process"] if args.backend == "all" else [args.backend]
+    jobs = [(s.name, b) for s in scenarios for b in backends if b in s.backends]
+    if not args.no_explore and not catalogue.explore_available():
+        print("races run: races.explore is not available: exploration columns show '-'", file=sys.stderr)
+    rows = []
+    for i, (name, backend) in enumerate(jobs, start=1):
+        print(f"races run: [{i}/{len(jobs)}] {name} ({backend}) ...", file=sys.stderr, end=" ", flush=True)
+        row = catalogue.check(
+            name, backend, args.start_method, args.repeat, args.max_schedules, not args.no_explore
+        )
+        print(f"{'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.1f}s", file=sys.stderr, flush=True)
+        rows.append(row)
+    failed = [r for r in rows if not r["ok"]]
+    if args.json:
+        print(catalogue.to_json(rows))
+    else:
+        print(catalogue.format_table(rows))
+        total = sum(r["seconds"] for r in rows)
+        verdict = f"{len(failed)} FAILED: " + ", ".join(f"{r['scenario']} ({r['backend']})" for r in failed) \
+            if failed else "all as expected"
+        print(f"\n{len(rows)} checks in {total:.1f}s: {verdict}")
+    return 1 if failed else 0
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .catalogue import explore, load_target, replay_command
+
+    target = load_target(args.target, args.variant)
+    result = explore(
+        target, strategy=args.strategy, max_schedules=args.max_schedules,
+        preemption_bound=args.preemption_bound, **_options(args),
+    )
+    if result.failed:  # the token of an exploration's failing run replays it
+        result.replay_command = replay_command(args.target, result, args.variant)
+    print(result.report())
+    return 1 if result.failed else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from . import ReplayError
+    from .catalogue import load_target, replay, replay_command
+
+    target = load_target(args.target, args.variant)
+    try:
+        result = replay(args.token, target, **_options(args))
+    except (ReplayError, ValueError) as exc:
+        return _error(str(exc))
+    result.replay_command = replay_command(args.target, result, args.variant)
+    print(result.report())
+    return 1 if result.failed else 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .catalogue import docs_path, render_docs
+
+    path, text = docs_path(), render_docs()
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if args.check:
+        if current != text:
+            print(f"races docs: {path} is not current; run: races docs", file=sys.stderr)
+            return 1
+        print(f"races docs: {path} is current")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"races docs: wrote {path}")
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list, "show": cmd_show, "run": cmd_run,
+    "explore": cmd_explore, "replay": cmd_replay, "docs": cmd_docs,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .catalogue import TargetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TargetError as exc:
+        return _error(str(exc))
