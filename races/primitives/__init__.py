@@ -1,9 +1,20 @@
 """Controlled primitives: one module per family, each with the task-side
 object users call and the controller-side model that decides blocking."""
+from .condition import Condition
 from .event import Event
 from .lock import Lock
 from .queue import JoinableQueue, Queue, SimpleQueue
 from .rlock import RLock
 from .semaphore import BoundedSemaphore, Semaphore
 
-__all__ = ["BoundedSemaphore", "Event", "JoinableQueue", "Lock", "Queue", "RLock", "Semaphore", "SimpleQueue"]
+__all__ = [
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "JoinableQueue",
+    "Lock",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "SimpleQueue",
+]
