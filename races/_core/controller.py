@@ -17,7 +17,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import diagnose
 from .clock import VirtualClock
-from .errors import ReplayError
 from .model import Model, model_class
 from .schedule import Infeasible, ScheduleDriver
 from .step import Failure, Step, TraceEntry
@@ -68,6 +67,8 @@ class TaskRecord:
 
 
 class _Stop(Exception):
+    """Ends the run with ``failure``."""
+
     def __init__(self, failure: Failure) -> None:
         self.failure = failure
 
@@ -98,6 +99,8 @@ class Controller:
         self._points_set: set = set()
         self.current: Optional[TaskRecord] = None
         self.after_boot = lambda: None
+        # thread tasks can run the controller's decisions themselves (see inline.py)
+        self.inline = False
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
@@ -143,7 +146,12 @@ class Controller:
             for t in self.tasks:
                 self._await(t)
             self.after_boot()
-            self._loop()
+            if self.inline:
+                from .inline import InlineDriver
+
+                InlineDriver(self).drive()
+            else:
+                self._loop()
         except _Stop as stop:
             failure = stop.failure
         except Infeasible as infeasible:
@@ -161,9 +169,20 @@ class Controller:
 
     def _loop(self) -> None:
         while True:
+            pick = self._decide()
+            if pick is None:
+                return
+            reply = self._take(pick)
+            pick.handle.grant(reply)
+            self._await(pick)
+
+    def _decide(self) -> Optional[TaskRecord]:
+        """The task to run next, or None when every task has ended.
+        Raises _Stop (deadlock, blocked, max_steps) or Infeasible (schedule)."""
+        while True:
             live = [t for t in self.tasks if t.status == "pending"]
             if not live:
-                return
+                return None
             if len(self.choices) >= self.max_steps:
                 raise _Stop(Failure(
                     "timeout",
@@ -172,18 +191,17 @@ class Controller:
                 ))
             enabled = [t for t in live if self._enabled(t)]
             pick = self.schedule.pick(self, enabled)
-            if pick is None:
-                if not enabled:
-                    if self._advance_clock(live):
-                        continue
-                    raise _Stop(diagnose.no_task_can_run(self, live))
-                current = self.current.name if self.current is not None else None
-                try:
-                    name = self.strategy.choose([t.name for t in enabled], current)
-                except ReplayError:
-                    raise
-                pick = self._by_name[name]
-            self._grant(pick)
+            if pick is not None:
+                return pick
+            if not enabled:
+                if self._advance_clock(live):
+                    continue
+                raise _Stop(diagnose.no_task_can_run(self, live))
+            current = self.current.name if self.current is not None else None
+            name = self.strategy.choose(
+                [t.name for t in enabled], current, {t.name: t.pending for t in enabled}
+            )
+            return self._by_name[name]
 
     def _advance_clock(self, live: List[TaskRecord]) -> bool:
         deadlines = [t.since + t.pending.timeout for t in live if t.pending.timeout is not None]
@@ -192,7 +210,8 @@ class Controller:
         self.clock.advance_to(min(deadlines))
         return True
 
-    def _grant(self, t: TaskRecord) -> None:
+    def _take(self, t: TaskRecord) -> tuple:
+        """Apply ``t``'s pending step to the model and record it; return its reply."""
         step = t.pending
         model = self.model_for(step)
         note = ""
@@ -208,11 +227,13 @@ class Controller:
         ))
         t.status = "running"
         self.current = t
-        t.handle.grant(reply)
-        self._await(t)
+        return reply
 
     def _await(self, t: TaskRecord) -> None:
-        event = t.handle.wait_event(self.timeout)
+        self._on_event(t, t.handle.wait_event(self.timeout))
+
+    def _on_event(self, t: TaskRecord, event: tuple) -> None:
+        """Take in what task ``t`` reported: its next step, or how it ended."""
         tag = event[0]
         if tag == "step":
             step: Step = event[1]

@@ -50,9 +50,21 @@ class ThreadTask(TaskHandle, Channel):
         self._inbox: tuple = ("ok", None)
         self._outbox: tuple = ("step", None)
         self.thread = _RealThread(target=self._main, name=f"races:{name}", daemon=True)
+        self.driver: Any = None  # an InlineDriver once the run is under way
+        self.record: Any = None
 
     # -- the task's side (runs in the task thread) --------------------------
     def exchange(self, message: tuple) -> tuple:
+        driver = self.driver
+        if driver is not None:
+            from .inline import FALLBACK, WAIT
+
+            answer = driver.on_message(self.record, message)
+            if answer is WAIT:
+                self._go.acquire()
+                return self._inbox
+            if answer is not FALLBACK:
+                return answer
         self._outbox = message
         self._ready.release()
         self._go.acquire()
@@ -74,6 +86,12 @@ class ThreadTask(TaskHandle, Channel):
             message = ("error", describe_exception(exc))
         finally:
             bind_thread(None)
+        driver = self.driver
+        if driver is not None:
+            from .inline import FALLBACK
+
+            if driver.on_message(self.record, message) is not FALLBACK:
+                return
         self._outbox = message
         self._ready.release()
 

@@ -1,13 +1,22 @@
 """The interface every strategy implements."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Mapping, Sequence
+
+from .._core.step import Step
 
 
 class Strategy:
-    """Pick the next task; hear how the run ended."""
+    """Pick the next task; hear how the run ended.
 
-    def choose(self, enabled: Sequence[str], current: Optional[str]) -> str:
+    ``enabled`` are the names of the tasks that can run (in task order),
+    ``current`` the task that ran last (None before the first step) and
+    ``pending`` maps each enabled task to the :class:`Step` it stands at.
+    """
+
+    def choose(
+        self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
+    ) -> str:
         raise NotImplementedError
 
     def finished(self, failed: bool) -> None:

@@ -7,13 +7,16 @@ exploration's "no preemption" choice is exactly this.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Mapping, Sequence
 
+from .._core.step import Step
 from .base import Strategy
 
 
 class NonPreemptive(Strategy):
-    def choose(self, enabled: Sequence[str], current: Optional[str]) -> str:
+    def choose(
+        self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
+    ) -> str:
         if current is not None and current in enabled:
             return current
         return enabled[0]

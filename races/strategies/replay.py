@@ -1,19 +1,22 @@
 """Replay a recorded list of choices (task indices); refuse to diverge."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from .._core.errors import ReplayError
+from .._core.step import Step
 from .base import Strategy
 
 
 class Replay(Strategy):
-    def __init__(self, choices: List[int], task_names: Sequence[str]) -> None:
+    def __init__(self, choices: list[int], task_names: Sequence[str]) -> None:
         self.choices = choices
         self.task_names = list(task_names)
         self.position = 0
 
-    def choose(self, enabled: Sequence[str], current: Optional[str]) -> str:
+    def choose(
+        self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
+    ) -> str:
         if self.position >= len(self.choices):
             raise ReplayError(
                 f"the token records {len(self.choices)} choices but the run needs more: "
