@@ -14,7 +14,19 @@ from ._core.result import Result
 from ._core.runner import mp_context, replay, run
 from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
-from .primitives import BoundedSemaphore, Condition, Event, JoinableQueue, Lock, Queue, RLock, Semaphore, SimpleQueue
+from .primitives import (
+    Barrier,
+    BoundedSemaphore,
+    BrokenBarrierError,
+    Condition,
+    Event,
+    JoinableQueue,
+    Lock,
+    Queue,
+    RLock,
+    Semaphore,
+    SimpleQueue,
+)
 
 __version__ = "0.1.0"
 
@@ -45,7 +57,9 @@ def in_task() -> Optional[str]:
 
 
 __all__ = [
+    "Barrier",
     "BoundedSemaphore",
+    "BrokenBarrierError",
     "Condition",
     "Event",
     "FAILURE_KINDS",

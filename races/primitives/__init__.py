@@ -1,5 +1,6 @@
 """Controlled primitives: one module per family, each with the task-side
 object users call and the controller-side model that decides blocking."""
+from .barrier import Barrier, BrokenBarrierError
 from .condition import Condition
 from .event import Event
 from .lock import Lock
@@ -8,7 +9,9 @@ from .rlock import RLock
 from .semaphore import BoundedSemaphore, Semaphore
 
 __all__ = [
+    "Barrier",
     "BoundedSemaphore",
+    "BrokenBarrierError",
     "Condition",
     "Event",
     "JoinableQueue",
