@@ -4,6 +4,7 @@ from .barrier import Barrier, BrokenBarrierError
 from .condition import Condition
 from .event import Event
 from .lock import Lock
+from .pipe import Connection, Pipe
 from .queue import JoinableQueue, Queue, SimpleQueue
 from .rlock import RLock
 from .semaphore import BoundedSemaphore, Semaphore
@@ -13,9 +14,11 @@ __all__ = [
     "BoundedSemaphore",
     "BrokenBarrierError",
     "Condition",
+    "Connection",
     "Event",
     "JoinableQueue",
     "Lock",
+    "Pipe",
     "Queue",
     "RLock",
     "Semaphore",
