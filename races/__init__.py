@@ -15,6 +15,7 @@ from ._core.runner import mp_context, replay, run
 from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
 from .primitives import (
+    Array,
     Barrier,
     BoundedSemaphore,
     BrokenBarrierError,
@@ -27,6 +28,7 @@ from .primitives import (
     RLock,
     Semaphore,
     SimpleQueue,
+    Value,
 )
 
 __version__ = "0.1.0"
@@ -58,6 +60,7 @@ def in_task() -> Optional[str]:
 
 
 __all__ = [
+    "Array",
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
@@ -81,6 +84,7 @@ __all__ = [
     "TaskAborted",
     "TaskError",
     "TraceEntry",
+    "Value",
     "in_task",
     "manager",
     "mp_context",

@@ -8,8 +8,10 @@ from .pipe import Connection, Pipe
 from .queue import JoinableQueue, Queue, SimpleQueue
 from .rlock import RLock
 from .semaphore import BoundedSemaphore, Semaphore
+from .value import Array, Value
 
 __all__ = [
+    "Array",
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
@@ -23,4 +25,5 @@ __all__ = [
     "RLock",
     "Semaphore",
     "SimpleQueue",
+    "Value",
 ]

@@ -131,7 +131,7 @@ class Connection:
             self._closed = True
             self._step("close")
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: object) -> None:
