@@ -30,6 +30,8 @@ from .primitives import (
     SimpleQueue,
     Value,
 )
+from .stress import StressResult, stress
+from .stress import _hooks as _stress_hooks
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,8 @@ def point(name: str) -> None:
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"point name {name!r} is invalid: use a non-empty string without ':'")
         agent.step("point", name)
+    elif _stress_hooks.active:  # races.stress: a real rendezvous/delay, see races/stress.py
+        _stress_hooks.point(name)
 
 
 def shutdown() -> None:
@@ -81,6 +85,7 @@ __all__ = [
     "SetupError",
     "SimpleQueue",
     "Step",
+    "StressResult",
     "TaskAborted",
     "TaskError",
     "TraceEntry",
@@ -92,4 +97,5 @@ __all__ = [
     "replay",
     "run",
     "shutdown",
+    "stress",
 ]
