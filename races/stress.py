@@ -314,22 +314,52 @@ def _primitives(roots: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _process_twin(ctx: Any, obj: Any) -> Any:
-    """The real ``ctx`` primitive that stands for ``obj`` in every task process (None: not bridged)."""
-    kind = type(obj).__name__
-    if kind == "Lock":
-        return ctx.Lock()
-    if kind == "RLock":
-        return ctx.RLock()
-    if kind in ("Semaphore", "BoundedSemaphore"):
-        return getattr(ctx, kind)(getattr(obj, "_initial", 1))
-    if kind == "Event":
-        return ctx.Event()
-    if kind in ("Queue", "SimpleQueue"):  # ctx.SimpleQueue lacks put(obj, block, timeout)
-        return ctx.Queue(getattr(obj, "_maxsize", 0) or 0)
-    if kind == "JoinableQueue":
-        return ctx.JoinableQueue(getattr(obj, "_maxsize", 0) or 0)
-    return None
+def _process_twins(ctx: Any, found: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A real ``ctx`` object for every races primitive in ``found`` (by id), to stand for
+    it in every task process and in the parent; and notes on the ones not bridged."""
+    twins: dict[str, Any] = {}
+    notes = []
+    kinds = {obj_id: type(obj).__name__ for obj_id, obj in found.items()}
+    # locks first: a Condition is made over its lock's twin
+    for obj_id in sorted(found, key=lambda i: kinds[i] not in ("Lock", "RLock")):
+        obj, kind = found[obj_id], kinds[obj_id]
+        twin: Any = None
+        if kind == "Lock":
+            twin = ctx.Lock()
+        elif kind == "RLock":
+            twin = ctx.RLock()
+        elif kind in ("Semaphore", "BoundedSemaphore"):
+            twin = getattr(ctx, kind)(getattr(obj, "_initial", 1))
+        elif kind == "Event":
+            twin = ctx.Event()
+        elif kind in ("Queue", "SimpleQueue"):  # ctx.SimpleQueue lacks put(obj, block, timeout)
+            twin = ctx.Queue(getattr(obj, "_maxsize", 0) or 0)
+        elif kind == "JoinableQueue":
+            twin = ctx.JoinableQueue(getattr(obj, "_maxsize", 0) or 0)
+        elif kind == "Barrier":
+            twin = ctx.Barrier(obj._parties, obj._action, obj._timeout)
+        elif kind == "Condition" and getattr(obj._lock, "_id", None) in twins:
+            twin = ctx.Condition(twins[obj._lock._id])
+        elif kind in ("Value", "Array"):
+            twin = _shared_ctypes(ctx, obj)
+        if twin is None:
+            notes.append(f"{obj!r} is not shared between task processes in stress mode: each has its own")
+        else:
+            twins[obj_id] = twin
+    return twins, notes
+
+
+def _shared_ctypes(ctx: Any, obj: Any) -> Any:
+    """``ctx.RawValue``/``RawArray`` with the contents ``obj`` has now (setup may have written)."""
+    import ctypes
+
+    local = obj._fallback()
+    if isinstance(local, ctypes.Array):
+        twin = ctx.RawArray(local._type_, len(local))
+    else:
+        twin = ctx.RawValue(type(local))
+    ctypes.memmove(ctypes.addressof(twin), ctypes.addressof(local), ctypes.sizeof(local))
+    return twin
 
 
 class _Shared:
@@ -362,11 +392,13 @@ class _Shared:
 
 
 def _plug_primitives(roots: Sequence[Any], shared: Mapping[str, Any]) -> None:
+    """Make every races primitive under ``roots`` use its process-shared twin."""
     if not shared:
         return
     for obj in _walk(roots):
         if type(obj).__module__.startswith("races.primitives") and getattr(obj, "_id", None) in shared:
-            obj._local = _Shared(shared[obj._id])
+            twin = shared[obj._id]
+            obj._local = twin if type(obj).__name__ in ("Value", "Array") else _Shared(twin)
 
 
 # -- one run --------------------------------------------------------------------
@@ -508,13 +540,9 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
     n = len(names)
     gate = ctx.Barrier(n, timeout=max(_BOOT_TIMEOUT, timeout))
     barrier = ctx.Barrier(len(align), timeout=align_timeout) if align else None
-    shared = {}
-    for obj_id, obj in _primitives([state, *targets]).items():
-        twin = _process_twin(ctx, obj)
-        if twin is None:
-            run.notes.append(f"{obj!r} is not shared between task processes in stress mode")
-        else:
-            shared[obj_id] = twin
+    shared, notes = _process_twins(ctx, _primitives([state, *targets]))
+    run.notes.extend(notes)
+    _plug_primitives([state, *targets], shared)  # the parent too: the invariant reads them
     procs, conns, paths = [], [], []
     try:
         for i, (name, target) in enumerate(zip(names, targets)):

@@ -17,8 +17,8 @@ import pytest
 import races
 import scenarios
 from races._core import template
-from races.stress import StressResult, fidelity, stress_scenario, stress_settings
 from races.scenario import Scenario
+from races.stress import StressResult, fidelity, stress_scenario, stress_settings
 from scenarios import ticket_oversell as ticket
 
 # -- tasks (module level: process tasks must be importable) -----------------------
@@ -136,6 +136,9 @@ def no_leaks():
 
 def test_aligned_runs_meet_at_the_point_and_tally_outcomes(no_leaks):
     result = races.stress(counter_setup, [bump] * 4, aligned_at_go, runs=12, align="go", align_timeout=5.0)
+    text = result.report()
+    for outcome, count in result.outcomes.items():
+        assert any(line.split()[:2] == [repr(outcome), str(count)] for line in text.splitlines()), text
     assert isinstance(result, StressResult)
     assert result.runs == 12
     assert sum(result.outcomes.values()) == 12
@@ -161,13 +164,6 @@ def test_report_is_the_outcome_table():
         assert str(count) in line
     assert "FAILURE" in text and "observed" in text
     assert "failure rate: 30.0% (3/10)" in text
-
-
-def test_report_of_a_real_run_names_each_outcome(no_leaks):
-    result = races.stress(counter_setup, [bump] * 2, aligned_at_go, runs=4, align="go", align_timeout=5.0)
-    text = result.report()
-    for outcome, count in result.outcomes.items():
-        assert any(line.split()[:2] == [repr(outcome), str(count)] for line in text.splitlines()), text
 
 
 # -- delays ---------------------------------------------------------------------------
@@ -205,14 +201,45 @@ def test_alignment_at_paying_oversells_every_time(no_leaks):
 def test_process_tasks_share_one_real_lock(no_leaks, method):
     # A races.Lock outside the harness is a threading.Lock: each process would hold
     # its own copy, and the aligned buyers would all sell.  stress shares a real one.
-    buggy = races.stress(ticket.setup, few_buyers(ticket.buyer_without_lock), ticket.at_most_one_ticket_sold,
+    buggy = races.stress(ticket.setup, few_buyers(ticket.buyer_without_lock, 2), ticket.at_most_one_ticket_sold,
                          runs=1, backend="process", start_method=method, align="paying",
                          teardown=ticket.teardown, align_timeout=10.0)
     assert buggy.outcomes == {"invariant": 1}, buggy.report()
-    fixed = races.stress(ticket.setup, few_buyers(ticket.buyer_with_lock), ticket.at_most_one_ticket_sold,
+    fixed = races.stress(ticket.setup, few_buyers(ticket.buyer_with_lock, 2), ticket.at_most_one_ticket_sold,
                          runs=1, backend="process", start_method=method, align="paying",
                          teardown=ticket.teardown, align_timeout=0.2)
     assert fixed.outcomes == {"ok": 1}, fixed.report()
+
+
+class Shared:
+    def __init__(self) -> None:
+        self.count = races.Value("i", 0)
+        self.done = races.Event()
+        self.queue = races.Queue()
+
+
+def shared_setup():
+    return Shared()
+
+
+def add_one(state):
+    with state.count.get_lock():
+        state.count.value += 1
+    state.queue.put("hi")
+    state.done.set()
+
+
+def all_counted(state):
+    said = [state.queue.get(timeout=5) for _ in range(2)]
+    assert said == ["hi"] * 2
+    assert state.done.is_set()
+    return state.count.value
+
+
+def test_process_tasks_share_values_events_and_queues(no_leaks):
+    result = races.stress(shared_setup, [add_one] * 2, all_counted, runs=1, backend="process")
+    assert result.outcomes == {2: 1}, result.report()
+    assert result.notes == []
 
 
 # -- failures ---------------------------------------------------------------------------
@@ -265,20 +292,20 @@ def test_invariant_returning_false_fails(no_leaks):
     assert result.outcomes == {"invariant": 2} and result.rate == 1.0
 
 
-@pytest.mark.parametrize("kwargs, match", [
+BAD_OPTIONS = [
     ({"align": {"nobody": "go"}}, "unknown task"),
     ({"delays": {"nobody:go": 0.1}}, "unknown task"),
     ({"delays": {"go": -1}}, "non-negative"),
     ({"align": "a:b"}, "invalid"),
     ({"runs": 0}, "positive"),
     ({"backend": "fiber"}, "backend"),
-])
-def test_bad_options_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        races.stress(nothing_setup, [finish], **kwargs)
+]
 
 
-def test_point_outside_stress_and_harness_does_nothing():
+def test_bad_options_are_refused():
+    for kwargs, match in BAD_OPTIONS:
+        with pytest.raises(ValueError, match=match):
+            races.stress(nothing_setup, [finish], **kwargs)
     races.point("anything")  # no agent, no stress run: a no-op
 
 
