@@ -267,7 +267,11 @@ def format_row(row: dict[str, Any]) -> list[str]:
     if explored is None:
         found = verified = flagged = "-"
     else:
-        found = f"yes ({explored['schedules']} schedules)" if explored["found"] else f"no ({explored['kind']})"
+        runs = f"{explored['schedules']} schedules{', exhaustive' if explored['exhaustive'] else ''}"
+        if explored["found"]:
+            found = f"yes ({runs})"
+        else:
+            found = f"no: {explored['kind']} ({runs})" if explored["failed"] else f"no ({runs})"
         verified = ", ".join(
             f"{'FAILS' if f['failed'] else 'ok'} ({f['schedules']}{', exhaustive' if f['exhaustive'] else ''})"
             for f in explored["fixes"].values()

@@ -32,6 +32,9 @@ did not hold, an exploration or a replay found a failure, docs are stale),
 """
 
 
+DEFAULT_MAX_SCHEDULES = 25  # keeps the whole catalogue under a minute with exploration
+
+
 def _backend_args(p: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
     p.add_argument("--backend", choices=choices, default=default, help=f"default: {default}")
     p.add_argument(
@@ -57,8 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="scenarios to check (default: all)")
     _backend_args(p, ["thread", "process", "all"], "all")
     p.add_argument("--repeat", type=int, default=3, metavar="N", help="forced runs of each bug (default: 3)")
-    p.add_argument("--max-schedules", type=int, default=200, metavar="N",
-                   help="schedules per exploration, when races.explore exists (default: 200)")
+    p.add_argument("--max-schedules", type=int, default=DEFAULT_MAX_SCHEDULES, metavar="N",
+                   help=f"schedules per exploration, when races.explore exists (default: {DEFAULT_MAX_SCHEDULES})")
+    p.add_argument("--explore-processes", action="store_true",
+                   help="explore on the process backend too (default: thread rows only; the schedules "
+                   "are the same, a process run is slower)")
     p.add_argument("--no-explore", action="store_true", help="skip the exploration columns")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario and backend")
 
@@ -128,9 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = []
     for i, (name, backend) in enumerate(jobs, start=1):
         print(f"races run: [{i}/{len(jobs)}] {name} ({backend}) ...", file=sys.stderr, end=" ", flush=True)
-        row = catalogue.check(
-            name, backend, args.start_method, args.repeat, args.max_schedules, not args.no_explore
-        )
+        explore = not args.no_explore and (backend == "thread" or args.explore_processes)
+        row = catalogue.check(name, backend, args.start_method, args.repeat, args.max_schedules, explore)
         print(f"{'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.1f}s", file=sys.stderr, flush=True)
         rows.append(row)
     failed = [r for r in rows if not r["ok"]]
