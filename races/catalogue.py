@@ -232,9 +232,13 @@ def check(
             "holds": natural is None and forced in (None, "schedule"),
         }
     if explore_runs and explore_available():
-        row["explored"] = _explore_row(name, scenario, opts, max_schedules)
+        try:
+            row["explored"] = _explore_row(name, scenario, opts, max_schedules)
+        except Exception as exc:  # noqa: BLE001 -- shown in the row, and the row fails
+            row["explored"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     row["ok"] = (
         row["reproduced"] == repeat
+        and "error" not in (row["explored"] or {})
         and all(f["holds"] for f in row["fixes"].values())
         and all(not f["failed"] for f in (row["explored"] or {}).get("fixes", {}).values())
     )
@@ -266,6 +270,8 @@ def format_row(row: dict[str, Any]) -> list[str]:
     explored = row.get("explored")
     if explored is None:
         found = verified = flagged = "-"
+    elif "error" in explored:
+        found, verified, flagged = f"explore raised {explored['error']}"[:60], "-", "-"
     else:
         runs = f"{explored['schedules']} schedules{', exhaustive' if explored['exhaustive'] else ''}"
         if explored["found"]:

@@ -189,3 +189,13 @@ def test_console_script_runs_a_scenario():
     )
     assert done.returncode == 0, done.stderr
     assert "3/3 invariant" in done.stdout and "all as expected" in done.stdout
+
+
+def test_run_shows_an_exploration_that_raises_and_exits_1(capsys, monkeypatch):
+    def broken_explore(*args, **kwargs):
+        raise RuntimeError("explorer broke")
+
+    monkeypatch.setattr(races, "explore", broken_explore, raising=False)
+    assert main(["run", "torn_read", "--backend", "thread"]) == 1
+    out = capsys.readouterr().out
+    assert "explore raised RuntimeError: explorer broke" in out and "1 FAILED: torn_read (thread)" in out
