@@ -1,0 +1,99 @@
+"""How often each catalogue bug shows up when its buggy tasks run for real
+(``races.stress``: real threads or processes, real primitives), beside the
+controlled run that shows it every time.
+
+Columns, per scenario and backend: the failure rate over ``--runs`` runs
+``natural`` (no alignment, no delay), ``aligned`` (every task meets at the
+``races.point`` its forcing schedule names), ``aligned+delay`` (and sleeps
+``races.stress.DEFAULT_DELAY`` there), and ``controlled`` (``scenario.run``:
+the forcing schedule, one run, deterministic).  ``-`` means the scenario has
+no ``races.point`` to align or delay at (its window is a sleep, a lock or a
+Manager call, which stress leaves real).  Deadlocks are timeouts: a thread
+cannot be killed, so a deadlocked thread backend stops after its first run.
+
+    python bench/bench_stress.py            # 20 runs per cell (minutes: task processes boot for real)
+    python bench/bench_stress.py --quick    # 3 runs per cell, a smoke run
+    python bench/bench_stress.py --only ticket_oversell --runs 100
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import races
+import scenarios
+from races.stress import stress_scenario, stress_settings
+
+MODES = [("natural", False, False), ("aligned", True, False), ("aligned+delay", True, True)]
+
+
+def cell(result) -> str:  # type: ignore[no-untyped-def]
+    kinds = sorted(((n, k) for k, n in result.outcomes.items() if isinstance(k, str) and k != "ok"), reverse=True)
+    top = f" {kinds[0][1]}" if kinds else ""
+    stopped = "*" if result.runs < result.requested else ""
+    return f"{result.rate:6.1%}{stopped}{top}"
+
+
+def controlled(scenario, backend: str) -> str:  # type: ignore[no-untyped-def]
+    options = {k: v for k, v in scenario.options.items() if k != "stress"}
+    result = races.run(scenario.setup, scenario.buggy, scenario.invariant, schedule=list(scenario.schedule),
+                       teardown=scenario.teardown, **{**options, "backend": backend})
+    if result.failure is None:
+        return "  0.0% (passed!)"
+    return f"{100.0 if result.failure.kind == scenario.expect else 0.0:5.1f}% {result.failure.kind}"
+
+
+def main(argv=None) -> int:  # type: ignore[no-untyped-def]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 runs per cell")
+    parser.add_argument("--runs", type=int, default=None, help="runs per cell (default 20, 3 with --quick)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per run (deadlocks: 1)")
+    parser.add_argument("--backends", default="thread,process")
+    parser.add_argument("--only", action="append", default=[], help="a scenario name (repeatable)")
+    parser.add_argument("--start-method", default=None)
+    args = parser.parse_args(argv)
+    runs = args.runs or (3 if args.quick else 20)
+    names = args.only or list(scenarios.NAMES)
+    backends = [b for b in args.backends.split(",") if b]
+
+    print(f"buggy-variant failure rate under races.stress, {runs} runs per cell "
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    header = f"{'scenario':<22}{'backend':<9}" + "".join(f"{m:<22}" for m, _, _ in MODES) + "controlled"
+    print(header)
+    print("-" * len(header))
+    notes = []
+    started = time.monotonic()
+    for name in names:
+        scenario = scenarios.load(name)
+        settings = stress_settings(scenario)
+        if settings["why_not"]:
+            notes.append(f"{name}: {settings['why_not']}")
+        timeout = 1.0 if scenario.expect == "deadlock" else args.timeout
+        for backend in backends:
+            if backend not in scenario.backends:
+                continue
+            row = f"{name:<22}{backend:<9}"
+            for _mode, aligned, delayed in MODES:
+                if aligned and settings["align"] is None:
+                    row += f"{'-':<22}"
+                    continue
+                result = stress_scenario(scenario, "buggy", runs=runs, backend=backend, aligned=aligned,
+                                         delayed=delayed, timeout=timeout, start_method=args.start_method)
+                row += f"{cell(result):<22}"
+                if result.notes:
+                    notes.extend(f"{name} {backend}: {n}" for n in result.notes)
+            row += controlled(scenario, backend)
+            print(row, flush=True)
+    print(f"\n* = stopped early (a thread timed out and cannot be killed); took {time.monotonic() - started:.0f}s")
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}")
+    races.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
