@@ -1,6 +1,7 @@
 """races.Event against threading.Event, in both backends."""
 from __future__ import annotations
 
+import functools
 import threading
 from types import SimpleNamespace
 
@@ -47,8 +48,13 @@ def script(event):
     ]
 
 
-def setup():
-    return SimpleNamespace(event=races.Event("e"), expected=script(threading.Event()))
+def reference():
+    """CPython's outcomes, computed outside any run (setup() runs in patch mode)."""
+    return script(threading.Event())
+
+
+def setup(expected=None):
+    return SimpleNamespace(event=races.Event("e"), expected=expected)
 
 
 def run_script(s):
@@ -69,7 +75,7 @@ def timed_waiter(s):
 
 
 def test_event_matches_threading(backend):
-    result = races.run(setup, [run_script], **backend)
+    result = races.run(functools.partial(setup, reference()), [run_script], **backend)
     assert not result.failed, result.report()
 
 
@@ -95,3 +101,22 @@ def test_event_timed_wait_uses_virtual_time(backend):
 
 def test_event_outside_the_harness():
     assert script(races.Event()) == script(threading.Event())
+
+
+def set_in_setup():
+    s = setup()
+    s.event.set()
+    return s
+
+
+def clears(s):
+    assert s.event.wait() is True
+    s.event.clear()
+
+
+def test_flag_set_in_setup_holds_and_final_flag_reaches_invariant(backend):
+    def invariant(s):
+        assert not s.event.is_set()
+
+    result = races.run(set_in_setup, [clears], invariant, **backend)
+    assert not result.failed, result.report()

@@ -2,6 +2,7 @@
 queue.SimpleQueue, in both backends; blocked diagnoses; virtual timeouts."""
 from __future__ import annotations
 
+import functools
 import queue
 import time
 from types import SimpleNamespace
@@ -68,12 +69,20 @@ def unbounded_script(q):
     return out + [outcome(q.full), outcome(q.qsize), outcome(q.put_nowait, 50), outcome(q.get)]
 
 
-def setup():
+def reference():
+    """CPython's outcomes, computed outside any run (setup() runs in patch mode)."""
+    return (
+        script(queue.Queue(3)), script(queue.Queue(3)), simple_script(queue.SimpleQueue()),
+        unbounded_script(queue.Queue()),
+    )
+
+
+def setup(expected=(None, None, None, None)):
     return SimpleNamespace(
-        q=races.Queue(3, name="q"), expected=script(queue.Queue(3)),
-        jq=races.JoinableQueue(3), jq_expected=script(queue.Queue(3)),
-        sq=races.SimpleQueue(), sq_expected=simple_script(queue.SimpleQueue()),
-        uq=races.Queue(), uq_expected=unbounded_script(queue.Queue()),
+        q=races.Queue(3, name="q"), expected=expected[0],
+        jq=races.JoinableQueue(3), jq_expected=expected[1],
+        sq=races.SimpleQueue(), sq_expected=expected[2],
+        uq=races.Queue(), uq_expected=expected[3],
     )
 
 
@@ -85,7 +94,7 @@ def run_scripts(s):
 
 
 def test_queue_operations_match_cpython(backend):
-    result = races.run(setup, [run_scripts], **backend)
+    result = races.run(functools.partial(setup, reference()), [run_scripts], **backend)
     assert not result.failed, result.report()
 
 
@@ -222,4 +231,39 @@ def takes_prefilled(s):
 
 def test_items_put_in_setup_reach_the_tasks(backend):
     result = races.run(prefilled_setup, [takes_prefilled], **backend)
+    assert not result.failed, result.report()
+
+
+def leaves_two(s):
+    s.out.put("x")
+    s.out.put("y")
+    s.out.put("z")
+    s.out.get()
+
+
+def test_invariant_sees_the_items_tasks_left(backend):
+    def invariant(s):
+        assert s.out.qsize() == 2
+        assert s.out.get_nowait() == "y"
+
+    result = races.run(pc_setup, [leaves_two], invariant, **backend)
+    assert not result.failed, result.report()
+
+
+def simple_setup():
+    s = SimpleNamespace(sq=races.SimpleQueue(name="sq"))
+    s.sq.put("seed")
+    return s
+
+
+def simple_takes_and_leaves(s):
+    assert s.sq.get() == "seed"
+    s.sq.put("left")
+
+
+def test_simple_queue_seeded_in_setup_and_mirrored_back(backend):
+    def invariant(s):
+        assert s.sq.get_nowait() == "left" and s.sq.empty()
+
+    result = races.run(simple_setup, [simple_takes_and_leaves], invariant, **backend)
     assert not result.failed, result.report()

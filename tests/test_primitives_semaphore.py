@@ -1,6 +1,7 @@
 """races.Semaphore / BoundedSemaphore against threading's, in both backends."""
 from __future__ import annotations
 
+import functools
 import threading
 from types import SimpleNamespace
 
@@ -49,10 +50,10 @@ def script(sem):
     ]
 
 
-def setup():
+def setup(expected=(None, None)):
     return SimpleNamespace(
-        sem=races.Semaphore(1), expected=script(threading.Semaphore(1)),
-        bounded=races.BoundedSemaphore(2), expected_bounded=script(threading.BoundedSemaphore(2)),
+        sem=races.Semaphore(1), expected=expected[0],
+        bounded=races.BoundedSemaphore(2), expected_bounded=expected[1],
         zero=races.Semaphore(0, name="S0"),
     )
 
@@ -62,8 +63,13 @@ def run_script(s):
     assert script(s.bounded) == s.expected_bounded
 
 
+def reference():
+    """CPython's outcomes, computed outside any run (setup() runs in patch mode)."""
+    return script(threading.Semaphore(1)), script(threading.BoundedSemaphore(2))
+
+
 def test_semaphore_matches_threading(backend):
-    result = races.run(setup, [run_script], **backend)
+    result = races.run(functools.partial(setup, reference()), [run_script], **backend)
     assert not result.failed, result.report()
 
 
@@ -111,3 +117,23 @@ def test_semaphore_timed_acquire_uses_virtual_time(backend):
 def test_semaphore_outside_the_harness():
     assert script(races.Semaphore(1)) == script(threading.Semaphore(1))
     assert script(races.BoundedSemaphore(2)) == script(threading.BoundedSemaphore(2))
+
+
+def taken_in_setup():
+    s = setup()
+    assert s.sem.acquire()
+    return s
+
+
+def finds_it_taken(s):
+    assert s.sem.acquire(timeout=1) is False
+    s.sem.release()
+    s.sem.release()
+
+
+def test_setup_acquisitions_hold_in_the_run(backend):
+    def invariant(s):
+        assert s.sem.acquire(False) and s.sem.acquire(False) and not s.sem.acquire(False)
+
+    result = races.run(taken_in_setup, [finds_it_taken], invariant, **backend)
+    assert not result.failed, result.report()

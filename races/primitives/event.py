@@ -1,10 +1,12 @@
 """``races.Event``: a flag the controller models.  ``wait`` is enabled once
 the flag is set; a timed wait returns False when virtual time runs out.
-Outside the harness it is a ``threading.Event``.
+Outside the harness it is a ``threading.Event``; a flag set in ``setup``
+holds in the run, and the run's final flag is mirrored back for the invariant.
 """
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from .._core.agent import current
@@ -13,6 +15,7 @@ from .._core.model import OK, Model, register
 from .._core.step import Step
 
 _RealEvent = threading.Event
+_made: dict[str, weakref.ref] = {}
 
 
 class Event:
@@ -24,6 +27,8 @@ class Event:
         self._id = new_id(self._kind)
         self._label = name or self._id.rsplit("/", 1)[-1]
         self._local: Any | None = None
+        if current() is None:  # made by setup(): the model may start from it
+            _made[self._id] = weakref.ref(self)
 
     def _fallback(self) -> Any:
         if self._local is None:
@@ -73,7 +78,10 @@ class EventModel(Model):
 
     def __init__(self, obj: str, label: str, run: Any) -> None:
         super().__init__(obj, label, run)
-        self.flag = False
+        ref = _made.get(obj)
+        self.made = ref() if ref is not None else None
+        # a flag set in setup() (outside the harness) holds in the run
+        self.flag = self.made is not None and self.made._local is not None and self.made._local.is_set()
         self.cleared_at = ""
 
     def enabled(self, task: str, step: Step) -> bool:
@@ -89,6 +97,9 @@ class EventModel(Model):
             self.cleared_at = f"{task} at {step.location}"
         elif step.name == "is_set":
             return ("ok", self.flag)
+        if self.made is not None:  # mirror into setup()'s object, for the invariant
+            local = self.made._fallback()
+            local.set() if self.flag else local.clear()
         return OK
 
     def blocked_reason(self, task: str, step: Step) -> str:

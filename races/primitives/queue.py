@@ -9,7 +9,8 @@ itself is only an id and pickles freely.
 
 Items put before the run (in ``setup``, outside the harness) land in the
 fallback ``queue.Queue``; the model starts from them when the run first
-touches the queue.  Outside the harness the classes are ``queue.Queue`` /
+touches the queue, and mirrors its items back into it after every change so
+the invariant sees what the tasks left.  Outside the harness the classes are ``queue.Queue`` /
 ``queue.SimpleQueue`` (``close``, ``join_thread`` and ``cancel_join_thread``
 are no-ops there).
 """
@@ -45,6 +46,15 @@ def _bound(block: bool, timeout: float | None) -> float | None:
     return float(timeout)
 
 
+def _drain(local: Any) -> list:
+    items = []
+    while True:
+        try:
+            items.append(local.get_nowait())
+        except Empty:
+            return items
+
+
 class Queue:
     """A FIFO queue (``maxsize <= 0``: unbounded), controlled inside the harness."""
 
@@ -56,7 +66,8 @@ class Queue:
         self._label = name or self._id.rsplit("/", 1)[-1]
         self._maxsize = max(0, maxsize)
         self._local: Any | None = None
-        _made[self._id] = weakref.ref(self)
+        if current() is None:  # made by setup(): the model may start from it
+            _made[self._id] = weakref.ref(self)
 
     def _fallback(self) -> Any:
         if self._local is None:
@@ -162,7 +173,8 @@ class SimpleQueue:
         self._id = new_id(self._kind)
         self._label = name or self._id.rsplit("/", 1)[-1]
         self._local: Any | None = None
-        _made[self._id] = weakref.ref(self)
+        if current() is None:  # made by setup(): the model may start from it
+            _made[self._id] = weakref.ref(self)
 
     def _fallback(self) -> Any:
         if self._local is None:
@@ -223,21 +235,45 @@ class QueueModel(Model):
         self.join_thread_cancelled = False
         self._configured = False
 
+    def _local(self) -> Any:
+        """The fallback queue of the task-side object made in this process, if any."""
+        ref = _made.get(self.obj)
+        made = ref() if ref is not None else None
+        return made._fallback() if made is not None else None
+
     def _configure(self, step: Step) -> None:
         if self._configured:
             return
         self._configured = True
         self.maxsize = step.args[0]
-        ref = _made.get(self.obj)
-        made = ref() if ref is not None else None
-        local = getattr(made, "_local", None)
-        if local is not None:  # items setup() put outside the harness
-            while True:
-                try:
-                    self.items.append(local.get_nowait())
-                except Empty:
-                    break
-            self.unfinished = getattr(local, "unfinished_tasks", len(self.items))
+        local = self._local()
+        if local is None:
+            return
+        if isinstance(local, _RealQueue):  # items setup() put outside the harness
+            with local.mutex:
+                self.items.extend(local.queue)
+                self.unfinished = local.unfinished_tasks
+        else:
+            self.items.extend(_drain(local))
+            for item in self.items:
+                local.put(item)
+            self.unfinished = len(self.items)
+
+    def _write_back(self) -> None:
+        """Mirror the items into the object setup() made, so that code outside
+        the harness (the invariant) sees what the tasks left in the queue."""
+        local = self._local()
+        if local is None:
+            return
+        if isinstance(local, _RealQueue):
+            with local.mutex:
+                local.queue.clear()
+                local.queue.extend(self.items)
+                local.unfinished_tasks = self.unfinished
+        else:
+            _drain(local)
+            for item in self.items:
+                local.put(item)
 
     def full_now(self) -> bool:
         return 0 < self.maxsize <= len(self.items)
@@ -258,15 +294,19 @@ class QueueModel(Model):
         if name == "put":
             self.items.append(step.args[1])
             self.unfinished += 1
+            self._write_back()
             return OK
         if name == "get":
-            return ("ok", self.items.popleft())
+            item = self.items.popleft()
+            self._write_back()
+            return ("ok", item)
         if name in ("qsize", "empty", "full"):
             return ("ok", self.observed(task, step))
         if name == "task_done":
             if self.unfinished <= 0:
                 return ("raise", ValueError("task_done() called too many times"))
             self.unfinished -= 1
+            self._write_back()
             return OK
         if name == "close":
             self.closed = True

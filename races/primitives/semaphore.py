@@ -5,6 +5,7 @@ Outside the harness they are ``threading.Semaphore`` / ``BoundedSemaphore``.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from .._core.agent import current
@@ -14,6 +15,7 @@ from .._core.step import Step
 
 _RealSemaphore = threading.Semaphore
 _RealBoundedSemaphore = threading.BoundedSemaphore
+_made: dict[str, weakref.ref] = {}
 
 
 class Semaphore:
@@ -29,11 +31,20 @@ class Semaphore:
         self._label = name or self._id.rsplit("/", 1)[-1]
         self._initial = value
         self._local: Any | None = None
+        if current() is None:  # made by setup(): the model may start from it
+            _made[self._id] = weakref.ref(self)
 
     def _fallback(self) -> Any:
         if self._local is None:
-            real = _RealBoundedSemaphore if self._bounded() else _RealSemaphore
-            self._local = real(self._initial)
+            if self._bounded():
+                # built by hand: BoundedSemaphore.__init__ looks up the module's
+                # ``Semaphore``, which patch mode may have replaced
+                real = _RealSemaphore.__new__(_RealBoundedSemaphore)
+                _RealSemaphore.__init__(real, self._initial)
+                real._initial_value = self._initial
+            else:
+                real = _RealSemaphore(self._initial)
+            self._local = real
         return self._local
 
     def _bounded(self) -> bool:
@@ -98,6 +109,19 @@ class SemaphoreModel(Model):
         if self.value is None:
             self.initial, self.bounded = step.args[0], step.args[1]
             self.value = self.initial
+            local = self._local()
+            if local is not None:  # acquired or released in setup(), outside the harness
+                self.value = local._value
+
+    def _local(self) -> Any:
+        ref = _made.get(self.obj)
+        made = ref() if ref is not None else None
+        return made._fallback() if made is not None else None
+
+    def _write_back(self) -> None:
+        local = self._local()
+        if local is not None:
+            local._value = self.value
 
     def enabled(self, task: str, step: Step) -> bool:
         self._configure(step)
@@ -113,6 +137,7 @@ class SemaphoreModel(Model):
                 return ("ok", False)
             self.value -= 1
             self.holders.append((task, step.location))
+            self._write_back()
             return ("ok", True)
         if step.name == "release":
             n = step.args[2]
@@ -125,6 +150,7 @@ class SemaphoreModel(Model):
                     del self.holders[mine[0]]
                 elif self.holders:
                     del self.holders[0]
+            self._write_back()
             return OK
         return OK
 

@@ -60,7 +60,8 @@ class _Shared:
         if lock is True:
             lock = RLock(f"{self._label}.lock")
         self._lock = lock or None
-        _made[self._id] = weakref.ref(self)
+        if current() is None:  # made by setup(): the model may start from it
+            _made[self._id] = weakref.ref(self)
 
     def _fallback(self) -> Any:
         if self._local is None:
