@@ -6,6 +6,7 @@ Outside the harness it is a plain ``threading.RLock``.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -15,6 +16,9 @@ from .._core.model import OK, Model, register
 from .._core.step import Step
 
 _RealRLock = threading.RLock
+_NEGATIVE_TIMEOUT = (
+    "timeout value must be a non-negative number" if sys.version_info >= (3, 13) else "timeout value must be positive"
+)
 
 
 def lock_bound(blocking: bool, timeout: float | None) -> float | None:
@@ -25,7 +29,7 @@ def lock_bound(blocking: bool, timeout: float | None) -> float | None:
     if not blocking and timeout != -1:
         raise ValueError("can't specify a timeout for a non-blocking call")
     if timeout < 0 and timeout != -1:
-        raise ValueError("timeout value must be positive")
+        raise ValueError(_NEGATIVE_TIMEOUT)
     if not blocking:
         return 0.0
     return None if timeout == -1 else float(timeout)
