@@ -191,7 +191,7 @@ class BarrierModel(Model):
                 f"waits at Barrier {self.label} ({step.location}) while {self.releaser} "
                 "runs its action"
             )
-        others = ", ".join(f"{t} at {loc}" for t, loc in self.arrived)
+        others = ", ".join(t for t, _ in self.arrived)
         return (
             f"waits at Barrier {self.label} ({len(self.arrived)} of {self.parties} parties arrived: "
             f"{others}) at {step.location}, and no other task will arrive"

@@ -31,8 +31,10 @@ class Condition:
     _kind = "Condition"
 
     def __init__(self, lock: Lock | RLock | None = None, name: str | None = None) -> None:
+        self._id = new_id(self._kind)
+        self._label = name or self._id.rsplit("/", 1)[-1]
         if lock is None:
-            lock = RLock()
+            lock = RLock(f"{self._label}.lock")
         if isinstance(lock, RLock):
             kind = "rlock"
         elif isinstance(lock, Lock):
@@ -41,8 +43,6 @@ class Condition:
             raise TypeError(f"races.Condition needs a races.Lock or races.RLock, not {lock!r}")
         self._lock = lock
         self._lockref = (kind, lock._id, lock._label)
-        self._id = new_id(self._kind)
-        self._label = name or self._id.rsplit("/", 1)[-1]
         self._local: Any | None = None
         self.acquire = lock.acquire
         self.release = lock.release
