@@ -193,3 +193,30 @@ def test_timed_waits_use_virtual_time(backend):
     result = races.run(setup, [timed_wait], **backend)
     assert not result.failed, result.report()
     assert next(e for e in result.trace if e.name == "gave_up").clock == 3.5
+
+
+def waits_holding_other(s):
+    with s.other, s.cond:
+        s.cond.wait()
+
+
+def notifies_then_wants_other(s):
+    with s.cond:
+        s.cond.notify()
+        with s.other:
+            pass
+
+
+def other_setup():
+    s = setup()
+    s.other = races.RLock("other")
+    return s
+
+
+def test_reacquire_after_wait_can_be_part_of_a_deadlock_cycle(backend):
+    result = races.run(other_setup, {"a": waits_holding_other, "b": notifies_then_wants_other}, **backend)
+    assert result.failure.kind == "deadlock"
+    message = result.failure.message
+    assert "a -> b -> a" in message
+    assert "a holds other" in message and "waits to reacquire c.lock" in message
+    assert "b holds c.lock" in message and "waits for other" in message

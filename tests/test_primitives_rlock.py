@@ -108,3 +108,28 @@ def test_rlock_owner_ended_then_blocked(backend):
 def test_rlock_outside_the_harness():
     lock = races.RLock()
     assert script(lock) == script(threading.RLock())
+
+
+def two_setup():
+    return SimpleNamespace(a=races.RLock("A"), b=races.RLock("B"))
+
+
+def a_then_b(s):
+    with s.a:
+        races.point("has_a")
+        with s.a, s.b:
+            pass
+
+
+def b_then_a(s):
+    with s.b:
+        races.point("has_b")
+        with s.a:
+            pass
+
+
+def test_rlock_order_inversion_is_a_deadlock(backend):
+    result = races.run(two_setup, {"ab": a_then_b, "ba": b_then_a}, schedule=["ab:has_a", "ba:has_b"], **backend)
+    assert result.failure.kind == "deadlock"
+    assert "ab -> ba -> ab" in result.failure.message
+    assert "ab holds A (acquired at tests/test_primitives_rlock.py:" in result.failure.message
