@@ -13,7 +13,9 @@ know whether they are threads or processes.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import os
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import diagnose
 from .clock import VirtualClock
@@ -52,7 +54,10 @@ class TaskHandle:
 class TaskRecord:
     """The controller's view of one task."""
 
-    __slots__ = ("name", "index", "handle", "pending", "since", "status", "passed", "last_location")
+    __slots__ = (
+        "name", "index", "handle", "pending", "since", "status", "passed", "last_location",
+        "parent", "daemon", "kind",
+    )
 
     def __init__(self, name: str, index: int, handle: TaskHandle) -> None:
         self.name = name
@@ -64,6 +69,11 @@ class TaskRecord:
         self.status = "booting"
         self.passed: List[str] = []
         self.last_location = "?"
+        # tasks started from tasks: the logical parent, daemon flag and kind
+        # ("task" for the run's own tasks, "process" or "thread" for children)
+        self.parent: Optional[str] = None
+        self.daemon = False
+        self.kind = "task"
 
 
 class _Stop(Exception):
@@ -101,6 +111,14 @@ class Controller:
         self.after_boot = lambda: None
         # thread tasks can run the controller's decisions themselves (see inline.py)
         self.inline = False
+        self._driver: Any = None
+        # dynamic tasks: spawner(name, call) -> TaskHandle, set by the runner
+        self.spawner: Optional[Callable[[str, Any], TaskHandle]] = None
+        # observers(task, step, reply) of every step taken; hooks(record) at a task's end
+        self.observers: List[Callable[[str, Step, tuple], None]] = []
+        self.on_task_end: List[Callable[[TaskRecord], None]] = []
+        self.extras: Dict[str, Any] = {}
+        self._step_note = ""
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
@@ -132,6 +150,8 @@ class Controller:
                     state += f", blocked: {self.blocked_reason(t)}"
             elif t.status == "done":
                 state = "finished"
+            elif t.status == "terminated":
+                state = "terminated"
             else:
                 state = t.status
             lines.append(f"  {t.name}: {state}")
@@ -149,7 +169,8 @@ class Controller:
             if self.inline:
                 from .inline import InlineDriver
 
-                InlineDriver(self).drive()
+                self._driver = InlineDriver(self)
+                self._driver.drive()
             else:
                 self._loop()
         except _Stop as stop:
@@ -181,6 +202,11 @@ class Controller:
         Raises _Stop (deadlock, blocked, max_steps) or Infeasible (schedule)."""
         while True:
             live = [t for t in self.tasks if t.status == "pending"]
+            if live and all(t.daemon for t in live):
+                # only daemons are left: the program exits and takes them down
+                for t in live:
+                    self.terminate_task(t, f"daemon of {t.parent}" if t.kind == "process" else "daemon thread at exit")
+                live = []
             if not live:
                 return None
             if len(self.choices) >= self.max_steps:
@@ -215,16 +241,22 @@ class Controller:
         step = t.pending
         model = self.model_for(step)
         note = ""
+        self._step_note = ""
         if model.enabled(t.name, step):
             reply = model.apply(t.name, step)
         else:
             reply = model.on_timeout(t.name, step)
             note = f"timed out after {step.timeout:g}s"
+        if self._step_note:
+            note = self._step_note
+            self._step_note = ""
         self.choices.append(t.index)
         self.trace.append(TraceEntry(
             len(self.trace) + 1, t.name, step.name, step.kind, step.label,
             step.location, self.clock.now, note,
         ))
+        for observe in self.observers:
+            observe(t.name, step, reply)
         t.status = "running"
         self.current = t
         return reply
@@ -276,6 +308,83 @@ class Controller:
             self.trace.append(TraceEntry(
                 len(self.trace) + 1, t.name, "end", "end", None, t.last_location, self.clock.now,
             ))
+        for model in list(self.models.values()):
+            model.task_ended(t.name)
+        if tag == "done":
+            for hook in list(self.on_task_end):
+                hook(t)
+            if t.kind != "thread":
+                # its exit terminates the daemon processes it started (multiprocessing's atexit)
+                for child in list(self.tasks):
+                    if (
+                        child.parent == t.name and child.daemon and child.kind == "process"
+                        and child.status in ("pending", "booting")
+                    ):
+                        self.terminate_task(child, f"daemon of {t.name}")
+
+    # -- tasks started from tasks ---------------------------------------------
+    def start_child(self, parent_name: str, step: Step) -> tuple:
+        """Launch the child a ``start`` step describes as a new task; wait for its
+        boot.  Returns the reply for the parent: ``("ok", (task name, pid))``."""
+        spec = step.args[0]
+        parent = self._by_name[parent_name]
+        kind = spec["kind"]
+        if kind == "process" and parent.kind == "process" and parent.daemon:
+            return ("raise", AssertionError("daemonic processes are not allowed to have children"))
+        if self.spawner is None:
+            return ("raise", RuntimeError("this run cannot start tasks from tasks"))
+        base = f"{parent_name}/{spec['name']}".replace(":", "_")
+        name, n = base, 2
+        while name in self._by_name:
+            name, n = f"{base}~{n}", n + 1
+        try:
+            handle = self.spawner(name, spec["call"])
+            handle.start()
+        except Exception as exc:  # noqa: BLE001 - the parent's start() raises it
+            return ("raise", exc)
+        record = TaskRecord(name, len(self.tasks), handle)
+        record.parent = parent_name
+        record.daemon = bool(spec["daemon"])
+        record.kind = kind
+        self.tasks.append(record)
+        self._by_name[name] = record
+        self.task_names.append(name)
+        names = getattr(self.strategy, "task_names", None)
+        if isinstance(names, list) and name not in names:
+            names.append(name)  # a Replay strategy maps choices to names by index
+        self._await(record)
+        if self._driver is not None:
+            handle.driver = self._driver  # type: ignore[attr-defined]
+            handle.record = record  # type: ignore[attr-defined]
+        self._step_note = f"started {name}" + (" (daemon)" if record.daemon else "")
+        proc = getattr(handle, "proc", None)
+        return ("ok", (name, getattr(proc, "pid", None) or os.getpid()))
+
+    def terminate_task(self, t: TaskRecord, reason: str) -> None:
+        """Stop task ``t`` at its pending step (terminate(), kill(), a daemon whose
+        program ended) and report the work it never did."""
+        if t.status not in ("pending", "booting"):
+            return
+        handle = t.handle
+        if getattr(handle, "driver", None) is not None:
+            handle.driver = None  # type: ignore[attr-defined] - its last messages use the plain handoff
+        was = t.pending
+        note = handle.stop(t.status == "pending", grace=2.0)
+        if note:
+            self.notes.append(note)
+        t.status = "terminated"
+        self.trace.append(TraceEntry(
+            len(self.trace) + 1, t.name, f"(terminated: {reason})", "terminated", None,
+            was.location, self.clock.now,
+        ))
+        from ..primitives.process import lost_work
+
+        lost = lost_work(getattr(handle, "target", None), was.location)
+        at = "before it ran" if was.kind == "start" else f"at {was.describe()} ({was.location})"
+        self.warnings.append(
+            f"task {t.name!r} was terminated ({reason}) {at}; its unfinished work was lost"
+            + (f": it never reached {lost}" if lost else "")
+        )
         for model in list(self.models.values()):
             model.task_ended(t.name)
 

@@ -18,7 +18,16 @@ from .agent import current
 
 real_sleep = time.sleep
 _real_callmethod = managers.BaseProxy._callmethod
-_real_manager_start = managers.BaseManager.start
+_true_manager_start = managers.BaseManager.start
+
+
+def _real_manager_start(manager: Any, *args: Any, **kwargs: Any) -> Any:
+    """``BaseManager.start``, with patch mode suspended while the server is started
+    (its registry is pickled by class name)."""
+    from . import patch_mode
+
+    with patch_mode.suspended():
+        return _true_manager_start(manager, *args, **kwargs)
 
 _lock = threading.Lock()
 _depth = 0
@@ -47,8 +56,42 @@ def controlled_callmethod(self: Any, methodname: str, args: tuple = (), kwds: di
     agent.busy = True
     try:
         return _real_callmethod(self, methodname, args, kwds)
+    except (OSError, EOFError) as exc:
+        if not _manager_gone(self):
+            raise
+        from .step import caller_location
+
+        where = caller_location(2)
+        raise _explained(
+            exc,
+            f"task {agent.name} used a Manager proxy ({token.typeid}.{methodname}) after the Manager "
+            f"was shut down (at {where})",
+        ) from exc
     finally:
         agent.busy = False
+
+
+def _manager_gone(proxy: Any) -> bool:
+    """True when the Manager server behind ``proxy`` no longer accepts connections."""
+    try:
+        conn = proxy._Client(proxy._token.address, authkey=proxy._authkey)
+    except Exception:  # noqa: BLE001 - refused, no socket file, bad auth: it is gone
+        return True
+    try:
+        conn.close()
+    except OSError:
+        pass
+    return False
+
+
+def _explained(exc: BaseException, why: str) -> BaseException:
+    """``exc`` again (same type, so ``except ConnectionRefusedError`` still works)
+    with ``why`` in its message."""
+    text = f"{exc} — {why}" if str(exc) else why
+    try:
+        return type(exc)(text)
+    except Exception:  # noqa: BLE001 - a type that needs other arguments
+        return RuntimeError(f"{type(exc).__name__}: {text}")
 
 
 def _apply() -> None:
@@ -91,6 +134,7 @@ class ManagerTracker:
 
     def __enter__(self) -> "ManagerTracker":
         tracker = self
+        self._previous = managers.BaseManager.__dict__["start"]  # patch mode may have its own
 
         def start(manager: Any, *args: Any, **kwargs: Any) -> Any:
             result = _real_manager_start(manager, *args, **kwargs)
@@ -101,7 +145,7 @@ class ManagerTracker:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        managers.BaseManager.start = _real_manager_start  # type: ignore[method-assign]
+        managers.BaseManager.start = self._previous  # type: ignore[method-assign]
 
     def shutdown_all(self) -> None:
         for manager in reversed(self.started):

@@ -34,6 +34,7 @@ class ProcessTask(TaskHandle):
         self.config = dict(config, dump_path=self.dump_path)
         self.conn: Any = None
         self.proc: Any = None
+        self._stopped = False
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
@@ -83,6 +84,9 @@ class ProcessTask(TaskHandle):
         return f"Stack of task {self.name!r} (pid {self.proc.pid}):\n{text}"
 
     def stop(self, waiting: bool, grace: float) -> Optional[str]:
+        if self._stopped:  # a terminated child is stopped again at the end of the run
+            return None
+        self._stopped = True
         try:
             if self.proc is None:
                 return None

@@ -7,7 +7,7 @@ import random
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import affinity, ids, patches
+from . import affinity, ids, patch_mode, patches
 from . import schedule as schedule_mod
 from . import token as token_mod
 from .controller import Controller, TaskHandle
@@ -15,6 +15,7 @@ from .errors import ReplayError, SetupError, TaskError
 from .result import Result
 from .step import Failure
 from .thread_transport import ThreadTask, describe_exception
+from ..primitives import process as process_children
 
 Tasks = Union[Mapping[str, Callable], Sequence[Callable]]
 
@@ -102,12 +103,25 @@ def run(
     strategy: Any = None,
     launcher: Any = None,
     teardown: Optional[Callable[[Any], Any]] = None,
+    patch: bool = True,
 ) -> Result:
-    """Run ``tasks`` one step at a time under the controller; see the README."""
+    """Run ``tasks`` one step at a time under the controller; see the README.
+
+    ``patch=True``: inside the tasks and ``setup()`` the factories of
+    ``threading``, ``queue`` and ``multiprocessing`` make controlled objects
+    and processes/threads started from a task become tasks (see
+    :mod:`races._core.patch_mode`)."""
     from ..strategies import NonPreemptive
+    from ..strategies.choices import ChoiceSchedule
 
     names, targets = normalize_tasks(tasks)
-    steps = schedule_mod.parse(schedule, names)
+    if isinstance(schedule, ChoiceSchedule):  # preemption offsets (races.strategies.schedules())
+        if strategy is not None:
+            raise ValueError("pass either a ChoiceSchedule as schedule or a strategy, not both")
+        strategy = schedule.strategy()
+        steps = []
+    else:
+        steps = schedule_mod.parse(schedule, names)
     _check_options(backend, start_method, timeout)
     if not callable(setup):
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
@@ -122,34 +136,49 @@ def run(
     options = {"backend": backend, "start_method": start_method or (method if backend == "process" else None), "seed": seed}
 
     ids.reset()
+    process_children.reset()
     saved_random = random.getstate()
     random.seed(f"{seed}")
     tracker = patches.ManagerTracker()
     if backend == "thread":
         patches.install()
+    if patch:
+        patch_mode.install(threads=backend == "thread")
     cpu = affinity.choose()
     mask = affinity.pin(cpu) if backend == "thread" else None
     _active_context.append(ctx)
     controller: Optional[Controller] = None
     try:
         try:
-            with tracker:
+            with tracker, patch_mode.in_setup():
                 state = setup()
         except Exception as exc:
             raise SetupError(f"setup() raised {type(exc).__name__}: {exc}") from exc
         handles: List[TaskHandle]
+        spawner: Callable[[str, Any], TaskHandle]
         if backend == "thread":
             handles = [ThreadTask(n, t, state) for n, t in zip(names, targets)]
+
+            def spawner(name: str, call: Any) -> TaskHandle:
+                return ThreadTask(name, call, None)
         else:
             from .launchers import choose_launcher
             from .process_transport import ProcessTask
 
             launch = launcher or choose_launcher(ctx, state)
-            config = {"seed": seed, "cpu": cpu}
+            config = {"seed": seed, "cpu": cpu, "patch": patch}
             handles = [ProcessTask(n, t, state, launch, config) for n, t in zip(names, targets)]
+
+            def spawner(name: str, call: Any) -> TaskHandle:
+                return ProcessTask(name, call, None, launch, config)
         controller = Controller(
             handles, strategy or NonPreemptive(), schedule_mod.ScheduleDriver(steps), timeout, max_steps
         )
+        controller.spawner = spawner
+        if patch and backend == "thread":
+            notes = controller.notes
+            controller.on_task_end.append(lambda record: patch_mode.task_ended(record, notes))
+        controller.inline = backend == "thread"
         if backend == "process":
             # task processes boot in parallel on every core, then all meet on one
             def pin_after_boot() -> None:
@@ -168,6 +197,10 @@ def run(
         affinity.restore(mask)
         _active_context.pop()
         tracker.shutdown_all()
+        if patch:
+            if backend == "thread":
+                patch_mode.shutdown_task_managers()
+            patch_mode.uninstall(threads=backend == "thread")
         if backend == "thread":
             patches.uninstall()
         random.setstate(saved_random)
@@ -176,7 +209,7 @@ def run(
         failure,
         controller.trace,
         token_mod.encode(controller.choices, fp),
-        names,
+        controller.task_names,
         schedule,
         controller.warnings,
         controller.notes,

@@ -19,7 +19,15 @@ from .controller import TaskHandle
 from .errors import TaskAborted
 from .step import Step, short_path
 
-_RealThread = threading.Thread
+class _RealThread(threading.Thread):
+    """The harness's own threads: the real methods, captured at import, so that
+    patch mode (which patches ``threading.Thread``) never touches them."""
+
+    __init__ = threading.Thread.__init__  # type: ignore[assignment]
+    start = threading.Thread.start  # type: ignore[assignment]
+    join = threading.Thread.join  # type: ignore[assignment]
+    is_alive = threading.Thread.is_alive  # type: ignore[assignment]
+    run = threading.Thread.run  # type: ignore[assignment]
 
 
 def describe_exception(exc: BaseException) -> tuple:

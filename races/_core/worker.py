@@ -31,11 +31,20 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
         dump = open(config["dump_path"], "w")  # noqa: SIM115 - lives as long as the process
         faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
     patches.install_for_process()
+    if config.get("patch"):
+        from . import patch_mode
+
+        patch_mode.install_for_process()
     if config.get("cpu") is not None:
         from .affinity import pin
 
         pin(config["cpu"])  # booted in parallel; from here on one task runs at a time
     random.seed(f"{config.get('seed', 0)}:{name}")
+    # a task is a program of its own (the template it was forked from is a
+    # daemon): its Process objects are not daemonic unless it is a daemon child
+    from multiprocessing import process as mp_process
+
+    mp_process.current_process()._config["daemon"] = bool(getattr(target, "daemon", False))
     agent = Agent(name, ConnChannel(conn))
     bind_process(agent)
     message: tuple
@@ -48,6 +57,11 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
     except BaseException as exc:  # noqa: BLE001 - a task's failure is data
         message = ("error", describe_exception(exc))
     finally:
+        if config.get("patch"):
+            from . import patch_mode
+
+            # the finalizers of a process's exit: its Managers go down first
+            patch_mode.shutdown_task_managers()
         sys.stdout.flush()
         sys.stderr.flush()
     try:
