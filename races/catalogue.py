@@ -231,6 +231,7 @@ def check(
             "forced": forced,
             "holds": natural is None and forced in (None, "schedule"),
         }
+    explore_started = time.monotonic()
     if explore_runs and explore_available():
         try:
             row["explored"] = _explore_row(name, scenario, opts, max_schedules)
@@ -242,6 +243,7 @@ def check(
         and all(f["holds"] for f in row["fixes"].values())
         and all(not f["failed"] for f in (row["explored"] or {}).get("fixes", {}).values())
     )
+    row["explore_seconds"] = round(time.monotonic() - explore_started, 3)
     row["seconds"] = round(time.monotonic() - started, 3)
     return row
 
@@ -269,7 +271,7 @@ def format_row(row: dict[str, Any]) -> list[str]:
     fixes = ", ".join(f"{fix} {'ok' if f['holds'] else 'FAILS'}" for fix, f in row["fixes"].items())
     explored = row.get("explored")
     if explored is None:
-        found = verified = flagged = "-"
+        found = verified = flagged = "skipped (time budget)" if row.get("explore_skipped") else "-"
     elif "error" in explored:
         found, verified, flagged = f"explore raised {explored['error']}"[:60], "-", "-"
     else:

@@ -32,7 +32,8 @@ did not hold, an exploration or a replay found a failure, docs are stale),
 """
 
 
-DEFAULT_MAX_SCHEDULES = 25  # keeps the whole catalogue under a minute with exploration
+DEFAULT_MAX_SCHEDULES = 10  # with the budget, keeps the whole catalogue under a minute
+DEFAULT_EXPLORE_BUDGET = 30.0
 
 
 def _backend_args(p: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, metavar="N", help="forced runs of each bug (default: 3)")
     p.add_argument("--max-schedules", type=int, default=DEFAULT_MAX_SCHEDULES, metavar="N",
                    help=f"schedules per exploration, when races.explore exists (default: {DEFAULT_MAX_SCHEDULES})")
+    p.add_argument("--explore-budget", type=float, default=DEFAULT_EXPLORE_BUDGET, metavar="SECONDS",
+                   help="stop exploring once this much time went to it; later rows show 'skipped' "
+                   f"(default: {DEFAULT_EXPLORE_BUDGET:g})")
     p.add_argument("--explore-processes", action="store_true",
                    help="explore on the process backend too (default: thread rows only; the schedules "
                    "are the same, a process run is slower)")
@@ -132,10 +136,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_explore and not catalogue.explore_available():
         print("races run: races.explore is not available: exploration columns show '-'", file=sys.stderr)
     rows = []
+    spent = 0.0  # seconds spent exploring
     for i, (name, backend) in enumerate(jobs, start=1):
         print(f"races run: [{i}/{len(jobs)}] {name} ({backend}) ...", file=sys.stderr, end=" ", flush=True)
         explore = not args.no_explore and (backend == "thread" or args.explore_processes)
-        row = catalogue.check(name, backend, args.start_method, args.repeat, args.max_schedules, explore)
+        within_budget = spent < args.explore_budget
+        row = catalogue.check(
+            name, backend, args.start_method, args.repeat, args.max_schedules, explore and within_budget
+        )
+        spent += row["explore_seconds"]
+        row["explore_skipped"] = explore and not within_budget and catalogue.explore_available()
         print(f"{'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.1f}s", file=sys.stderr, flush=True)
         rows.append(row)
     failed = [r for r in rows if not r["ok"]]

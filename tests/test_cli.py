@@ -199,3 +199,16 @@ def test_run_shows_an_exploration_that_raises_and_exits_1(capsys, monkeypatch):
     assert main(["run", "torn_read", "--backend", "thread"]) == 1
     out = capsys.readouterr().out
     assert "explore raised RuntimeError: explorer broke" in out and "1 FAILED: torn_read (thread)" in out
+
+
+def test_run_skips_exploration_once_the_budget_is_spent(capsys, monkeypatch):
+    calls = []
+
+    def fake_explore(setup, tasks, invariant, **options):
+        calls.append(options)
+        return races.run(setup, tasks, invariant, backend=options.get("backend", "thread"))
+
+    monkeypatch.setattr(races, "explore", fake_explore, raising=False)
+    assert main(["run", "torn_read", "--backend", "thread", "--explore-budget", "0", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert calls == [] and rows[0]["explored"] is None and rows[0]["explore_skipped"] is True
