@@ -183,6 +183,7 @@ class StressResult:
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    unaligned: int = 0  # runs whose align barrier broke (timed out), so they ran unaligned
 
     @property
     def failures(self) -> int:
@@ -412,6 +413,7 @@ class _Run:
         self.output = ""
         self.task: str | None = None
         self.stuck_threads = 0
+        self.misaligned = False  # the align barrier broke: this run was not aligned
         self.notes: list[str] = []
 
     def fail(self, kind: str, message: str, output: str = "", task: str | None = None) -> None:
@@ -449,8 +451,10 @@ def _run_threads(names, targets, state, align, delays, align_timeout, timeout, r
     barrier = threading.Barrier(len(align), timeout=align_timeout) if align else None
     errors: dict[str, tuple] = {}
     threads = []
+    tasks = []
     for name, target in zip(names, targets):
         task = _StressTask(name, align.get(name), barrier, delays, align_timeout)
+        tasks.append(task)
         threads.append(threading.Thread(
             target=_thread_main, args=(task, target, state, gate, errors), name=f"races-stress:{name}", daemon=True
         ))
@@ -460,6 +464,7 @@ def _run_threads(names, targets, state, align, delays, align_timeout, timeout, r
     for t in threads:
         t.join(max(0.0, deadline - _monotonic()))
     stuck = [(name, t) for name, t in zip(names, threads) if t.is_alive()]
+    run.misaligned = any(task.misaligned for task in tasks)
     if stuck:
         gate.abort()
         if barrier is not None:
@@ -515,7 +520,7 @@ def _process_main(
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    conn.send(message)
+    conn.send((*message, task.misaligned))
     conn.close()
 
 
@@ -628,6 +633,7 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
                 names[stuck[0]],
             )
             return
+        run.misaligned = any(m[-1] is True for m in messages.values())
         for i in range(n):
             code = exited[i]
             if i not in messages:
@@ -721,6 +727,7 @@ def stress(
     first: StressFailure | None = None
     notes: list[str] = []
     done = 0
+    unaligned = 0
     started = _monotonic()
     folder = tempfile.mkdtemp(prefix="races-stress-") if backend == "process" else ""
     _hooks.enter()
@@ -754,6 +761,7 @@ def stress(
                     tracker.shutdown_all()
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             done += 1
+            unaligned += run.misaligned
             if run.kind is not None and first is None:
                 first = StressFailure(run.kind, run.message, run.output, index, run.task)
             for note in run.notes:
@@ -769,7 +777,12 @@ def stress(
         _hooks.leave()
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
-    return StressResult(done, outcomes, first, runs, options, notes, _monotonic() - started)
+    if unaligned:
+        notes.append(
+            f"{unaligned} of {done} run(s) were not aligned: the align barrier timed out after {align_timeout}s "
+            "(a task did not reach its point, e.g. it waited for a lock a task at the point holds)"
+        )
+    return StressResult(done, outcomes, first, runs, options, notes, _monotonic() - started, unaligned)
 
 
 # -- scenarios -------------------------------------------------------------------

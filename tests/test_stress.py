@@ -143,6 +143,7 @@ def test_aligned_runs_meet_at_the_point_and_tally_outcomes(no_leaks):
     assert result.runs == 12
     assert sum(result.outcomes.values()) == 12
     assert "invariant" not in result.outcomes, result.report()  # every run was aligned
+    assert result.unaligned == 0
     assert set(result.outcomes) <= {1, 2, 3, 4}  # n: 4, or fewer when an increment was lost
     assert result.rate == 0.0 and result.first_failure is None
 
@@ -209,6 +210,8 @@ def test_process_tasks_share_one_real_lock(no_leaks, method):
                          runs=1, backend="process", start_method=method, align="paying",
                          teardown=ticket.teardown, align_timeout=0.2)
     assert fixed.outcomes == {"ok": 1}, fixed.report()
+    # the lock holder waits at 'paying' for a buyer blocked on that lock: the barrier times out
+    assert fixed.unaligned == 1 and "not aligned" in fixed.report()
 
 
 class Shared:
