@@ -153,7 +153,11 @@ def double_acquire_unreleased_main(state):
 
 # -- 5. the ticket sale ------------------------------------------------------------
 
-TICKET = os.path.join(tempfile.gettempdir(), f"races-notes-{os.getpgrp()}", "ticket.json")
+TICKET = os.path.join(
+    tempfile.gettempdir(),
+    f"races-notes-{os.getpgrp()}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
+    "ticket.json",
+)
 
 
 def ticket_setup():
