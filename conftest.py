@@ -1,0 +1,18 @@
+"""Settings for this repository's own tests (not shipped with the package).
+
+Every test of the repo gets the races leak check: a test that leaves a child
+process or a thread behind fails, and the leftover is killed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _leak_check_every_test(races_leak_check: Any) -> Iterator[None]:
+    yield
