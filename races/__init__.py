@@ -11,6 +11,7 @@ from typing import Optional
 from ._core.agent import current as _current
 from ._core.errors import RacesError, ReplayError, ScheduleError, SetupError, TaskAborted, TaskError
 from ._core.result import Result
+from ._core.explore import explore, check, ScheduleFailure
 from ._core.runner import mp_context, replay, run
 from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
@@ -81,6 +82,7 @@ __all__ = [
     "ReplayError",
     "Result",
     "ScheduleError",
+    "ScheduleFailure",
     "Semaphore",
     "SetupError",
     "SimpleQueue",
@@ -90,6 +92,8 @@ __all__ = [
     "TaskError",
     "TraceEntry",
     "Value",
+    "check",
+    "explore",
     "in_task",
     "manager",
     "mp_context",

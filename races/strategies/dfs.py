@@ -1,0 +1,360 @@
+"""Exhaustive depth-first search over the choices, with partial-order reduction.
+
+:class:`DFSExplorer` is the state kept between runs: the tree of decisions
+seen so far (each node knows which tasks were enabled, the step each stood
+at, which choices are still to explore and its sleep set).  Each run gets a
+:class:`DFSRun` strategy that follows a prefix of recorded choices to one
+unexplored alternative and then continues in the default order, adding new
+nodes as it goes.
+
+Reduction is dynamic partial-order reduction (Flanagan and Godefroid, POPL
+2005) with sleep sets: a node starts with only the choice the run took, and
+after each run every pair of dependent steps of different tasks that could
+have happened in the other order (a race: not ordered by program order or a
+chain of other dependencies) adds the later task as a choice at the earlier
+step's node.  Two steps are dependent when they touch the same object (the
+same lock, Manager object or queue: the same ``Step.obj``).  Steps without an
+object (``races.point``, ``sleep``, a task's start) depend on each other when
+``points="dependent"`` (the default, sound for code that shares plain Python
+objects between points) and on nothing when ``points="independent"`` (only
+right when every piece of shared state goes through a controlled object).
+
+``reduction=False`` explores every enabled choice at every node.
+
+Alternatives wait in a queue ordered by the number of choices their
+schedule makes against the default order (as in delay-bounded scheduling, so
+bugs a single switch away are found early even in large spaces), deepest
+first among equals.  The order never changes what a complete search covers.
+A preemption bound counts the switches away from a task that could have
+gone on; with one, alternatives are taken in increasing order of the
+preemptions their schedule needs (bound 0 first, then 1, ...), each schedule
+once, and those beyond the bound are left out.  As in
+Coons, Musuvathi and McKinley (OOPSLA 2013), a race that would need a
+preemption also adds its task where the earlier task's run of steps began.
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+
+from .._core.errors import RacesError
+from .._core.step import Step
+from .base import Strategy
+from .choices import default_choice, is_preemption
+
+POINTS_MODES = ("dependent", "independent")
+
+
+class NondeterminismError(RacesError, RuntimeError):
+    """A replayed prefix met different enabled tasks than when it was recorded."""
+
+
+def dependent(a: Step, b: Step, points: str = "dependent") -> bool:
+    """Whether steps ``a`` and ``b`` (of different tasks) may not commute."""
+    if a.obj is not None or b.obj is not None:
+        return a.obj is not None and a.obj == b.obj
+    return points == "dependent"
+
+
+class Node:
+    """One decision of the tree."""
+
+    __slots__ = ("backtrack", "children", "cost", "current", "delays", "depth", "done", "enabled", "parent",
+                 "sleep", "steps", "via")
+
+    def __init__(self, parent: Node | None, via: str | None, enabled: Sequence[str], current: str | None,
+                 steps: Mapping[str, Step], sleep: list[tuple[str, Step]], cost: int) -> None:
+        self.parent = parent
+        self.via = via
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.enabled = tuple(enabled)
+        self.current = current
+        self.steps = dict(steps)
+        self.sleep = sleep
+        self.cost = cost  # preemptions on the path before this node
+        # choices on the path that were not the default order's
+        self.delays = 0 if parent is None else parent.choice_delays(via)  # type: ignore[arg-type]
+        self.backtrack: list[str] = []
+        self.done: list[str] = []
+        self.children: dict[str, Node] = {}
+
+    def sleeping(self) -> list[str]:
+        return [name for name, _ in self.sleep]
+
+    def choices(self) -> list[str]:
+        """The path's choices from the root to this node (exclusive)."""
+        out = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            out.append(node.via)
+            node = node.parent
+        return list(reversed(out))
+
+    def choice_delays(self, choice: str) -> int:
+        return self.delays + (0 if choice == default_choice(self.enabled, self.current) else 1)
+
+    def choice_cost(self, choice: str) -> int:
+        return self.cost + (1 if is_preemption(self.enabled, self.current, choice) else 0)
+
+
+class _Canon:
+    """Rename objects by first appearance in a run, so that steps of
+    different runs compare (Manager objects get new ids every run)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def step(self, step: Step) -> Step:
+        if step.obj is None:
+            return step
+        name = self.names.get(step.obj)
+        if name is None:
+            name = self.names[step.obj] = f"#{len(self.names)}"
+        return step._replace(obj=name, location="", args=())
+
+
+class DFSExplorer:
+    """The tree and the queue of alternatives, carried from run to run."""
+
+    def __init__(self, reduction: bool = True, points: str = "dependent",
+                 preemption_bound: int | None = None, shard: tuple[int, int] | None = None) -> None:
+        if points not in POINTS_MODES:
+            raise ValueError(f"points must be one of {', '.join(POINTS_MODES)}, not {points!r}")
+        if preemption_bound is not None and preemption_bound < 0:
+            raise ValueError(f"preemption_bound must be None or >= 0, not {preemption_bound!r}")
+        self.reduction = reduction
+        self.points = points
+        self.bound = preemption_bound
+        self.shard = shard
+        self.root: Node | None = None
+        self.branch: Node | None = None  # the first node with a real choice (for sharding)
+        self._queue: list[tuple] = []
+        self._seq = 0
+        self.started = False
+        self.beyond_bound = 0  # alternatives left out by the bound
+        self.redundant = 0  # runs that ended in a sleep-set block
+
+    # -- the queue -------------------------------------------------------------
+    def _push(self, node: Node, choice: str) -> None:
+        if choice in node.done or choice not in node.enabled:
+            return
+        if choice not in node.backtrack:
+            node.backtrack.append(choice)
+        cost = node.choice_cost(choice)
+        key_cost = cost if self.bound is not None else 0
+        self._seq += 1
+        # fewest preemptions first (with a bound), then fewest deviations from the
+        # default order (delay bounding: shallow bugs early), then deepest, then oldest
+        key = (key_cost, node.choice_delays(choice), -node.depth, self._seq)
+        heapq.heappush(self._queue, (key, node, choice, cost))
+
+    def _owned(self, node: Node, choice: str) -> bool:
+        if self.shard is None:
+            return True
+        index, count = self.shard
+        if self.branch is None:
+            return index == 0
+        # the branch node's choice this alternative lies under
+        at: Node | None = node
+        via = choice
+        while at is not None and at is not self.branch:
+            via = at.via  # type: ignore[assignment]
+            at = at.parent
+        if at is None:  # above the branch node: a single path, owned by the default choice's shard
+            return self.branch.enabled.index(self.branch.backtrack[0]) % count == index
+        return self.branch.enabled.index(via) % count == index
+
+    def root_owned(self) -> bool:
+        """Whether the first (default-order) run belongs to this shard."""
+        if self.shard is None or self.branch is None:
+            return self.shard is None or self.shard[0] == 0
+        return self.branch.enabled.index(self.branch.backtrack[0]) % self.shard[1] == self.shard[0]
+
+    def next_run(self) -> DFSRun | None:
+        """The strategy of the next run, or None when the search is complete."""
+        if not self.started:
+            self.started = True
+            return DFSRun(self, None, None)
+        while self._queue:
+            _, node, choice, cost = self._queue[0]
+            if self.bound is not None and cost > self.bound:
+                return None  # everything left needs more preemptions than allowed
+            heapq.heappop(self._queue)
+            if choice in node.done or choice in node.sleeping() or not self._owned(node, choice):
+                continue
+            node.done.append(choice)
+            return DFSRun(self, node, choice)
+        return None
+
+    @property
+    def exhaustive(self) -> bool:
+        """True when no alternative within the bound is left."""
+        for entry in self._queue:
+            _, node, choice, cost = entry
+            if self.bound is not None and cost > self.bound:
+                continue
+            if choice in node.done or choice in node.sleeping() or not self._owned(node, choice):
+                continue
+            return False
+        return True
+
+    # -- after a run -------------------------------------------------------------
+    def record(self, run: DFSRun) -> None:
+        if run.blocked:
+            self.redundant += 1
+        if not self.reduction:
+            return
+        decisions = run.decisions
+        n = len(decisions)
+        hb_incl: list[int] = [0] * n  # bit i set: decision i happens before (or is) this one
+        last_of_task: dict[str, int] = {}
+        for j in range(n):
+            task_j, step_j = decisions[j][0], decisions[j][1]
+            preds: list[int] = []
+            races: list[int] = []
+            prev = last_of_task.get(task_j)
+            if prev is not None:
+                preds.append(prev)
+            for i in range(j):
+                task_i, step_i = decisions[i][0], decisions[i][1]
+                if task_i != task_j and dependent(step_i, step_j, self.points):
+                    preds.append(i)
+                    races.append(i)
+            acc = 0
+            for k in preds:
+                acc |= hb_incl[k]
+            hb_incl[j] = acc | (1 << j)
+            if races:
+                # i races with j unless another direct predecessor already follows i
+                for i in races:
+                    via = 0
+                    for k in preds:
+                        if k != i:
+                            via |= hb_incl[k]
+                    if not (via >> i) & 1:
+                        self._add_backtrack(run, i, task_j)
+            last_of_task[task_j] = j
+
+    def _add_backtrack(self, run: DFSRun, i: int, task: str) -> None:
+        if i >= len(run.path):
+            return  # past a sleep-set block: that part of the run is redundant
+        node = run.path[i]
+        if task in node.enabled:
+            self._push(node, task)
+            targets = [task]
+        else:
+            targets = list(node.enabled)
+            for name in targets:
+                self._push(node, name)
+        if self.bound is not None:
+            # Coons et al.: also try the switch where the preempted task's run of steps began
+            runner = run.decisions[i][0]
+            k = i
+            while k > 0 and run.path[k].current == runner:
+                k -= 1
+            if k != i:
+                earlier = run.path[k]
+                for name in targets:
+                    if name in earlier.enabled:
+                        self._push(earlier, name)
+                    else:
+                        for other in earlier.enabled:
+                            self._push(earlier, other)
+
+
+class DFSRun(Strategy):
+    """One run of the search: follow the prefix to ``(node, choice)``, then the
+    default order, growing the tree."""
+
+    def __init__(self, explorer: DFSExplorer, node: Node | None, choice: str | None) -> None:
+        self.explorer = explorer
+        self.prefix: list[str] = (node.choices() + [choice]) if node is not None else []  # type: ignore[list-item]
+        self.path: list[Node] = []  # tree nodes of this run's decisions (until a sleep-set block)
+        self.decisions: list[tuple[str, Step]] = []  # (task, canonical step) per decision
+        self.blocked = False
+        self.preemptions = 0
+        self._canon = _Canon()
+        self._start = node
+        self._node: Node | None = None  # the node of the last decision
+
+    def choose(
+        self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
+    ) -> str:
+        ex = self.explorer
+        position = len(self.decisions)
+        steps = {name: self._canon.step((pending or {}).get(name) or Step("point", name)) for name in enabled}
+        if position < len(self.prefix):
+            node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
+            if node is None or node.enabled != tuple(enabled):
+                raise NondeterminismError(
+                    f"decision {position + 1} of a replayed prefix found tasks {list(enabled)} able to run, "
+                    f"where an earlier run found {list(node.enabled) if node else '?'}: the tasks are not "
+                    "deterministic between sync points (uncontrolled threads, time or I/O?)"
+                )
+            choice = self.prefix[position]
+        else:
+            node = self._new_node(enabled, current, steps)
+            if node is None:
+                choice = default_choice(enabled, current)
+            else:
+                awake = [name for name in enabled if name not in node.sleeping()]
+                if not awake:
+                    # every choice is covered by an earlier sibling: redundant from here on
+                    self.blocked = True
+                    node = None
+                    choice = default_choice(enabled, current)
+                else:
+                    choice = default_choice(awake, current if current in awake else None)
+                    node.backtrack.append(choice)
+                    node.done.append(choice)
+                    if not ex.reduction:
+                        for name in enabled:
+                            if name != choice:
+                                ex._push(node, name)
+                    elif ex.shard is not None and ex.branch is None and len(awake) > 1:
+                        ex.branch = node  # sharding: every choice of the first branching node
+                        for name in awake:
+                            ex._push(node, name)
+        if node is not None:
+            self.path.append(node)
+            self._node = node
+        if is_preemption(enabled, current, choice):
+            self.preemptions += 1
+        self.decisions.append((choice, steps[choice]))
+        return choice
+
+    def _new_node(self, enabled: Sequence[str], current: str | None, steps: dict[str, Step]) -> Node | None:
+        ex = self.explorer
+        if self.blocked:
+            return None
+        parent = self._node
+        if parent is None:
+            if ex.root is None:
+                ex.root = Node(None, None, enabled, current, steps, [], 0)
+            return ex.root if len(self.decisions) == 0 else None
+        via = self.decisions[-1][0]
+        existing = parent.children.get(via)
+        if existing is not None:  # cannot happen for a fresh alternative; keep the tree consistent
+            return existing
+        sleep: list[tuple[str, Step]] = []
+        if ex.reduction:
+            moved = parent.steps[via]
+            before = parent.done
+            if parent is ex.branch:
+                # sharded: every choice here is explored, each in its shard; the ones
+                # ahead of ``via`` (the first run's, then task order) sleep, whichever
+                # shard ran first
+                order = parent.backtrack[:1] + [n for n in parent.enabled if n != parent.backtrack[0]]
+                before = order[: order.index(via)]
+            candidates = list(parent.sleep) + [(name, parent.steps[name]) for name in before if name != via]
+            seen: list[str] = []
+            for name, step in candidates:
+                if name == via or name in seen:
+                    continue
+                if not dependent(step, moved, ex.points):
+                    sleep.append((name, step))
+                    seen.append(name)
+        cost = parent.choice_cost(via)
+        node = Node(parent, via, enabled, current, steps, sleep, cost)
+        parent.children[via] = node
+        return node
