@@ -52,6 +52,8 @@ class ProcessTask(TaskHandle):
             pass  # it died; wait_event sees the crash
 
     def wait_event(self, timeout: float) -> tuple:
+        if self.conn is None:  # never started (its launch failed)
+            return ("crash", None)
         ready = [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
         if not ready:
             return ("timeout", None)
