@@ -15,6 +15,8 @@ from ._core.explore import explore, check, ScheduleFailure
 from ._core.runner import mp_context, replay, run
 from ._core.shared_manager import manager
 from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
+from .detect import Race
+from .shared import shared
 from .primitives import (
     Array,
     Barrier,
@@ -77,6 +79,7 @@ __all__ = [
     "Lock",
     "Pipe",
     "Queue",
+    "Race",
     "RLock",
     "RacesError",
     "ReplayError",
@@ -100,6 +103,7 @@ __all__ = [
     "point",
     "replay",
     "run",
+    "shared",
     "shutdown",
     "stress",
 ]

@@ -43,7 +43,10 @@ def controlled_sleep(seconds: float) -> None:
     agent.step("sleep", "sleep", args=(seconds,))
 
 
-_KEYED = frozenset({"__getitem__", "__setitem__", "__delitem__", "get", "pop", "setdefault", "__contains__"})
+_KEYED = frozenset({
+    "__getitem__", "__setitem__", "__delitem__", "get", "pop", "setdefault", "__contains__",
+    "__getattribute__", "__setattr__", "__delattr__",  # Namespace attributes (the race detector)
+})
 
 
 def controlled_callmethod(self: Any, methodname: str, args: tuple = (), kwds: dict = {}) -> Any:  # noqa: B006

@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import affinity, ids, patch_mode, patches
+from . import watch as _watch
 from . import schedule as schedule_mod
 from . import token as token_mod
 from .controller import Controller, TaskHandle
@@ -16,6 +17,7 @@ from .result import Result
 from .step import Failure
 from .thread_transport import ThreadTask, describe_exception
 from ..primitives import process as process_children
+from .. import detect as _detect
 
 Tasks = Union[Mapping[str, Callable], Sequence[Callable]]
 
@@ -104,13 +106,20 @@ def run(
     launcher: Any = None,
     teardown: Optional[Callable[[Any], Any]] = None,
     patch: bool = True,
+    detect_races: Any = False,
+    watch: Any = None,
 ) -> Result:
     """Run ``tasks`` one step at a time under the controller; see the README.
 
     ``patch=True``: inside the tasks and ``setup()`` the factories of
     ``threading``, ``queue`` and ``multiprocessing`` make controlled objects
     and processes/threads started from a task become tasks (see
-    :mod:`races._core.patch_mode`)."""
+    :mod:`races._core.patch_mode`).
+
+    ``detect_races``: False, True (a data race fails the run, kind ``race``) or
+    ``"report"`` (races are only listed); see :mod:`races.detect`.  ``watch``:
+    directories (or ``lambda state: [...]``) whose files' accesses are checked
+    (thread backend); see :mod:`races._core.watch`."""
     from ..strategies import NonPreemptive
     from ..strategies.choices import ChoiceSchedule
 
@@ -175,6 +184,8 @@ def run(
             handles, strategy or NonPreemptive(), schedule_mod.ScheduleDriver(steps), timeout, max_steps
         )
         controller.spawner = spawner
+        detector = _detect.start(controller, detect_races)
+        _watch.start(watch, state, backend, controller.warnings)
         if patch and backend == "thread":
             notes = controller.notes
             controller.on_task_end.append(lambda record: patch_mode.task_ended(record, notes))
@@ -190,6 +201,7 @@ def run(
             failure = controller.run()
             if failure is None and invariant is not None:
                 failure = _check_invariant(invariant, state)
+            failure = _detect.finish(detector, detect_races, failure, controller.warnings)
         finally:
             if teardown is not None:
                 teardown(state)
@@ -203,9 +215,10 @@ def run(
             patch_mode.uninstall(threads=backend == "thread")
         if backend == "thread":
             patches.uninstall()
+        _watch.stop()
         random.setstate(saved_random)
     fp = token_mod.fingerprint(names, [(e.task, e.name) for e in controller.trace])
-    return Result(
+    result = Result(
         failure,
         controller.trace,
         token_mod.encode(controller.choices, fp),
@@ -215,6 +228,8 @@ def run(
         controller.notes,
         options,
     )
+    result.races = list(detector.races) if detector is not None else []
+    return result
 
 
 def replay(
