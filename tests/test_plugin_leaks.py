@@ -44,9 +44,13 @@ TIMEOUT = 120  # bound of every pytest subprocess
 def _lean_inner_pytest(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     # hypothesis' pytest plugin imports (and assertion-rewrites) all of hypothesis at
     # the end of every session: a second per pytester run.  The inner runs need none of it.
+    # Under an editable (PEP 660) install an inline run also warns that ``races`` was
+    # imported before it could be rewritten: true, and harmless here.
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS: set it after
-        monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest")
+        monkeypatch.setenv(
+            "PYTEST_ADDOPTS", "-p no:hypothesispytest -W ignore::pytest.PytestAssertRewriteWarning"
+        )
 
 
 def write(pytester: pytest.Pytester, body: str, name: str = "test_example") -> None:
