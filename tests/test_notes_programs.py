@@ -185,3 +185,25 @@ def test_producer_consumer_output(capsys):
     races.run(nothing, {"main": notes.producer_consumer_main})
     out = capsys.readouterr().out.splitlines()
     assert [line for line in out if "吃完了" in line] == [f"{i}个青椒炒鸡蛋 吃完了" for i in range(6)]
+
+
+@pytest.mark.parametrize("mode, count", MODES)
+def test_daemon_demo_in_the_usual_real_order_loses_only_the_second_print(mode, count):
+    # the order a real machine usually gives: the child prints and sleeps, the
+    # main program's sleep ends first and it terminates the child
+    schedule = ["main:sleep", "main/Process-1:sleep", "main"]
+    results = [
+        races.run(nothing, {"main": notes.daemon_main}, schedule=schedule, **mode) for _ in range(count)
+    ]
+    assert len({tuple(r.steps()) for r in results}) == 1
+    result = results[0]
+    assert not result.failed, result.report()
+    (warning,) = result.warnings
+    assert "terminated (terminated by main) at sleep" in warning
+    assert "print('睡了一会。。')" in warning and "print('老了。。。。')" not in warning
+
+
+def test_a_schedule_naming_a_child_before_it_exists_is_infeasible():
+    result = races.run(nothing, {"main": notes.daemon_main}, schedule=["main/Process-1"])
+    assert result.failure.kind == "schedule"
+    assert "task 'main/Process-1' is not started yet" in result.failure.message

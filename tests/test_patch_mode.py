@@ -19,6 +19,7 @@ from races.primitives.pipe import Connection
 from races.primitives.value import Value
 from tests.test_dynamic_tasks import task_processes, task_threads
 
+REAL_THREADING_LOCK = threading.Lock
 PROCESS_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
@@ -123,7 +124,7 @@ def test_nothing_is_patched_outside_a_run():
     races.run(setup_makes, {"main": task_makes})
     outside = kinds(make_everything())
     assert not any(kind.startswith("races.") for kind in outside.values()), outside
-    assert threading.Lock is _thread.allocate_lock
+    assert threading.Lock is REAL_THREADING_LOCK
     assert isinstance(multiprocessing.synchronize.Lock, type)
     assert isinstance(multiprocessing.queues.Queue, type)
     assert queue.Queue.__module__ == "queue"

@@ -122,7 +122,11 @@ class Controller:
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
-        return self._by_name[name]
+        record = self._by_name.get(name)
+        if record is None:  # a child a schedule names before it was started
+            record = TaskRecord(name, -1, TaskHandle())
+            record.status = "not started yet"
+        return record
 
     def model_for(self, step: Step) -> Model:
         key = (step.kind, step.obj)

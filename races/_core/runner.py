@@ -60,6 +60,20 @@ def normalize_tasks(tasks: Tasks) -> Tuple[List[str], List[Callable]]:
     return [n for n, _ in items], [t for _, t in items]
 
 
+def _child_names(schedule: Any, names: List[str]) -> List[str]:
+    """Names in a schedule of tasks started from tasks (``main/Process-1``): they
+    do not exist before the run, so a step naming one is checked when it comes."""
+    found: List[str] = []
+    if schedule is None or isinstance(schedule, (str, bytes)) or not hasattr(schedule, "__iter__"):
+        return found
+    for raw in schedule:
+        if isinstance(raw, str):
+            task = raw.strip().partition(":")[0].strip()
+            if "/" in task and task.split("/", 1)[0] in names and task not in found:
+                found.append(task)
+    return found
+
+
 def _check_options(backend: str, start_method: Optional[str], timeout: float) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -130,7 +144,7 @@ def run(
         strategy = schedule.strategy()
         steps = []
     else:
-        steps = schedule_mod.parse(schedule, names)
+        steps = schedule_mod.parse(schedule, names + _child_names(schedule, names))
     _check_options(backend, start_method, timeout)
     if not callable(setup):
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
