@@ -3,9 +3,10 @@
 controlled run that shows it every time.
 
 Columns, per scenario and backend: the failure rate over ``--runs`` runs
-``natural`` (no alignment, no delay), ``aligned`` (every task meets at the
-``races.point`` its forcing schedule names), ``aligned+delay`` (and sleeps
-``races.stress.DEFAULT_DELAY`` there), and ``controlled`` (``scenario.run``:
+``natural`` (no alignment, no delay), ``delay`` (a real sleep of
+``races.stress.DEFAULT_DELAY`` at the ``races.point`` its forcing schedule
+names), ``aligned`` (every task meets at that point), ``aligned+delay``, and
+``controlled`` (``scenario.run``:
 the forcing schedule, one run, deterministic).  ``-`` means the scenario has
 no ``races.point`` to align or delay at (its window is a sleep, a lock or a
 Manager call, which stress leaves real).  Deadlocks are timeouts: a thread
@@ -14,6 +15,7 @@ cannot be killed, so a deadlocked thread backend stops after its first run.
     python bench/bench_stress.py            # 20 runs per cell (minutes: task processes boot for real)
     python bench/bench_stress.py --quick    # 3 runs per cell, a smoke run
     python bench/bench_stress.py --only ticket_oversell --runs 100
+    python bench/bench_stress.py --fidelity --runs 5   # every fix, stressed: must never fail
 """
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import races
 import scenarios
-from races.stress import stress_scenario, stress_settings
+from races.stress import fidelity, stress_scenario, stress_settings
 
-MODES = [("natural", False, False), ("aligned", True, False), ("aligned+delay", True, True)]
+MODES = [("natural", False, False), ("delay", False, True), ("aligned", True, False), ("aligned+delay", True, True)]
 
 
 def cell(result) -> str:  # type: ignore[no-untyped-def]
@@ -47,6 +49,22 @@ def controlled(scenario, backend: str) -> str:  # type: ignore[no-untyped-def]
     return f"{100.0 if result.failure.kind == scenario.expect else 0.0:5.1f}% {result.failure.kind}"
 
 
+def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-untyped-def]
+    print(f"fixes under races.stress (aligned), {runs} runs each: a fix must never fail")
+    print(f"{'scenario':<22}{'variant':<26}{'backend':<9}{'failures':>9}  outcomes")
+    bad = 0
+    for name in names:
+        scenario = scenarios.load(name)
+        timeout = 1.0 if scenario.expect == "deadlock" else args.timeout
+        for row in fidelity(scenario, runs=runs, backends=backends, buggy=False, timeout=timeout,
+                            start_method=args.start_method):
+            bad += not row.ok
+            flag = "" if row.ok else "  <-- FAILS FOR REAL"
+            print(f"{name:<22}{row.variant:<26}{row.backend:<9}{row.failures:>9}  {row.outcomes}{flag}", flush=True)
+    races.shutdown()
+    return 1 if bad else 0
+
+
 def main(argv=None) -> int:  # type: ignore[no-untyped-def]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 runs per cell")
@@ -55,14 +73,18 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
     parser.add_argument("--backends", default="thread,process")
     parser.add_argument("--only", action="append", default=[], help="a scenario name (repeatable)")
     parser.add_argument("--start-method", default=None)
+    parser.add_argument("--fidelity", action="store_true",
+                        help="instead: stress every fix (aligned) and report any that fails for real")
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.quick else 20)
     names = args.only or list(scenarios.NAMES)
     backends = [b for b in args.backends.split(",") if b]
+    if args.fidelity:
+        return check_fixes(names, backends, runs, args)
 
     print(f"buggy-variant failure rate under races.stress, {runs} runs per cell "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    header = f"{'scenario':<22}{'backend':<9}" + "".join(f"{m:<22}" for m, _, _ in MODES) + "controlled"
+    header = f"{'scenario':<22}{'backend':<9}" + "".join(f"{m:<19}" for m, _, _ in MODES) + "controlled"
     print(header)
     print("-" * len(header))
     notes = []
@@ -78,12 +100,13 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
                 continue
             row = f"{name:<22}{backend:<9}"
             for _mode, aligned, delayed in MODES:
-                if aligned and settings["align"] is None:
-                    row += f"{'-':<22}"
+                chosen = stress_settings(scenario, aligned, delayed)
+                if (aligned or delayed) and chosen["align"] is None and chosen["delays"] is None:
+                    row += f"{'-':<19}"
                     continue
                 result = stress_scenario(scenario, "buggy", runs=runs, backend=backend, aligned=aligned,
                                          delayed=delayed, timeout=timeout, start_method=args.start_method)
-                row += f"{cell(result):<22}"
+                row += f"{cell(result):<19}"
                 if result.notes:
                     notes.extend(f"{name} {backend}: {n}" for n in result.notes)
             row += controlled(scenario, backend)
