@@ -15,6 +15,7 @@ from multiprocessing import managers
 from typing import Any, List
 
 from .agent import current
+from .step import caller_stack
 
 real_sleep = time.sleep
 _real_callmethod = managers.BaseProxy._callmethod
@@ -55,6 +56,7 @@ def controlled_callmethod(self: Any, methodname: str, args: tuple = (), kwds: di
         return _real_callmethod(self, methodname, args, kwds)
     token = self._token
     key = (repr(args[0])[:60],) if args and methodname in _KEYED else ()
+    key += (caller_stack(2),)  # a short user stack, for race reports
     agent.step("manager", methodname, obj=f"{token.typeid}@{token.id}", label=token.typeid, args=key)
     agent.busy = True
     try:

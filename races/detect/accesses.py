@@ -40,6 +40,7 @@ Access = Tuple[str, str, Optional[tuple], str]
 
 def _manager(step: Any) -> Optional[Access]:
     name = step.name
+    key = step.args[0] if step.args and isinstance(step.args[0], str) else None
     if name in MANAGER_READS:
         kind = "read"
     elif name in MANAGER_WRITES:
@@ -49,14 +50,13 @@ def _manager(step: Any) -> Optional[Access]:
     typeid = step.label or "proxy"
     low = typeid.lower()
     if "namespace" in low:
-        if name in _NS_KEYED and step.args:
-            attr = _unrepr(step.args[0])
+        if name in _NS_KEYED and key is not None:
+            attr = _unrepr(key)
             return kind, step.obj, (attr,), f"{typeid}.{attr}"
         if name == "__getattribute__":
             return None  # an attribute we cannot name: nothing to compare
         return kind, step.obj, None, typeid
-    if "dict" in low and name in _DICT_KEYED and step.args:
-        key = step.args[0]
+    if "dict" in low and name in _DICT_KEYED and key is not None:
         return kind, step.obj, (key,), f"{typeid}[{key}]"
     if typeid == "Value" and name in ("get", "set"):
         return kind, step.obj, None, f"{typeid}.value"
@@ -119,8 +119,8 @@ def classify(step: Any) -> Optional[Access]:
 
 
 def stack_of(step: Any) -> tuple:
-    """The short user stack of an access: the one its step carries (``shared``
-    and ``file`` steps keep ``caller_stack``) or just its location."""
-    if step.kind in ("shared", "file") and len(step.args) >= 2 and isinstance(step.args[-1], tuple):
-        return step.args[-1]
+    """The short user stack of an access: the one its step carries (``shared``,
+    ``file`` and ``manager`` steps keep ``caller_stack``) or just its location."""
+    if step.kind in ("shared", "file", "manager") and step.args and isinstance(step.args[-1], tuple):
+        return step.args[-1] or ((step.location, ""),)
     return ((step.location, ""),)
