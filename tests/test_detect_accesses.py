@@ -262,3 +262,33 @@ def test_unwatched_files_are_not_steps():
     result = races.run(fsetup, {"w": f_truncate, "r": f_read}, schedule=[], detect_races=True,
                        teardown=fteardown)
     assert result.failure is None and not [e for e in result.trace if e.kind == "file"]
+
+
+def test_watch_takes_a_plain_list(tmp_path):
+    (tmp_path / "f.txt").write_text("0")
+
+    def w(s):
+        with open(tmp_path / "f.txt", "w") as f:
+            f.write("1")
+
+    def r(s):
+        with open(str(tmp_path / "f.txt")) as f:
+            return f.read()
+
+    result = races.run(lambda: None, {"w": w, "r": r}, schedule=[], detect_races=True, watch=[tmp_path])
+    assert result.failure.kind == "race"
+    race = result.races[0]
+    assert race.location == "f.txt" and race.kinds == ("write", "read")
+    assert race.first.stack[0][1] == "w" and race.second.stack[0][1] == "r"
+
+
+def test_manager_race_report_has_a_stack():
+    def helper(s):
+        s.d["a"] = s.d["a"] + 1
+
+    def task(s):
+        helper(s)
+
+    result = races.run(msetup, {"a": task, "b": task}, schedule=[], detect_races=True)
+    text = result.failure.message
+    assert "in helper()" in text and "in task()" in text
