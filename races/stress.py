@@ -32,12 +32,23 @@ others back.  Then a delay configured as ``"task:point"`` or ``"point"`` is a
 real ``time.sleep`` (the original function, captured at import).
 
 Processes.  Children are started with ``multiprocessing.get_context(start_method
-or "forkserver")`` (never ``set_start_method``).  A ``races.Lock`` outside the
-harness is a plain ``threading.Lock``, which a child process would get its own
-copy of; so the parent finds every ``races.Lock`` reachable from the state and
-the task targets, creates one real ``ctx.Lock`` for each, hands them to the
-children, and a child plugs them into its copies (by lock id) before the task
-starts.
+or "forkserver")`` (never ``set_start_method``).  Each reports "ready" once it
+has booted (imported and unpickled its task); the run's ``timeout`` counts
+from when all have.  A races primitive outside the harness is its
+``threading`` twin (``races.Lock`` is a ``threading.Lock``...), of which each
+child process would get its own copy; so the parent finds every races
+primitive reachable from the state and the task targets (a bounded walk of
+the object graph), makes one real ``ctx`` object for each (``ctx.Lock``,
+``RLock``, ``Semaphore``, ``Event``, ``Queue``, ``Barrier``, ``Condition``,
+``RawValue``/``RawArray`` with the current contents), plugs it into the
+primitive's local slot in the parent (so the invariant sees what the tasks
+did) and hands it to the children, which plug it into their copies (by id)
+before the task starts.  A primitive with no twin (``races.Pipe``) is named
+in ``StressResult.notes``.
+
+Alignment costs a wait when a task holds a lock at its align point and another
+needs that lock to get there: the barrier then times out after
+``align_timeout`` and the run goes on unaligned (``StressResult.unaligned``).
 
 Timeouts.  A run that outlasts ``timeout`` is a ``timeout`` outcome with the
 stacks of the tasks still running: ``sys._current_frames()`` for threads,
