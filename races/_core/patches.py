@@ -55,7 +55,7 @@ def controlled_callmethod(self: Any, methodname: str, args: tuple = (), kwds: di
     if agent is None or agent.busy:
         return _real_callmethod(self, methodname, args, kwds)
     token = self._token
-    key = (repr(args[0])[:60],) if args and methodname in _KEYED else ()
+    key: tuple = (repr(args[0])[:60],) if args and methodname in _KEYED else ()
     key += (caller_stack(2),)  # a short user stack, for race reports
     agent.step("manager", methodname, obj=f"{token.typeid}@{token.id}", label=token.typeid, args=key)
     agent.busy = True

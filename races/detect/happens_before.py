@@ -255,12 +255,12 @@ class Detector:
                 self._check(shadow, tid, clock, access, update=False)
             self._check(box.whole, tid, clock, access, update=True)
         else:
+            self._check(box.whole, tid, clock, access, update=False)
             for key in keys:
-                self._check(box.whole, tid, clock, access, update=False)
-                shadow = box.keys.get(key)
-                if shadow is None:
-                    shadow = box.keys[key] = _Shadow()
-                self._check(shadow, tid, clock, access, update=True)
+                cell = box.keys.get(key)
+                if cell is None:
+                    cell = box.keys[key] = _Shadow()
+                self._check(cell, tid, clock, access, update=True)
 
     def _check(self, shadow: _Shadow, tid: int, clock: vc.VC, access: Access, update: bool) -> None:
         kind = access.kind
