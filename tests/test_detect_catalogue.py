@@ -89,3 +89,17 @@ def test_forced_bug_keeps_its_own_failure():
     result = scenarios.load("manager_lost_update").run("buggy", detect_races=True, backend="thread")
     assert result.failure.kind == "invariant"
     assert result.races and any("data race on dict['num']" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("name", ["torn_read", "lock_granularity", "manager_lost_update"])
+def test_fixed_variants_are_silent_under_random_schedules(name):
+    import races
+
+    scenario = scenarios.load(name)
+    for variant, tasks in scenario.fixes.items():
+        counts = []
+        result = races.explore(scenario.setup, tasks, scenario.invariant, strategy="random", max_schedules=5,
+                               teardown=scenario.teardown, detect_races=True, watch=watch,
+                               on_result=lambda r: counts.append(len(r.races)))
+        assert result.failure is None, result.report()
+        assert counts and sum(counts) == 0
