@@ -292,3 +292,9 @@ def test_manager_race_report_has_a_stack():
     result = races.run(msetup, {"a": task, "b": task}, schedule=[], detect_races=True)
     text = result.failure.message
     assert "in helper()" in text and "in task()" in text
+
+
+def test_watched_files_in_the_process_backend():
+    options = {"backend": "process", "start_method": "forkserver", **WATCH}
+    assert race_locations(fsetup, f_truncate, f_read, **options)[0] == ["f.txt"]
+    assert race_locations(fsetup, f_replace, f_read, **options)[0] == []

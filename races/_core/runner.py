@@ -190,7 +190,9 @@ def run(
 
             launch = launcher or choose_launcher(ctx, state)
             config = {"seed": seed, "cpu": cpu, "patch": patch}
-            handles = [ProcessTask(n, t, state, launch, config) for n, t in zip(names, targets)]
+            handles = [
+                ProcessTask(n, _watch.wrap(t, watch, state), state, launch, config) for n, t in zip(names, targets)
+            ]
 
             def spawner(name: str, call: Any) -> TaskHandle:
                 return ProcessTask(name, call, None, launch, config)
@@ -199,7 +201,7 @@ def run(
         )
         controller.spawner = spawner
         detector = _detect.start(controller, detect_races)
-        _watch.start(watch, state, backend, controller.warnings)
+        _watch.start(watch, state)
         if patch and backend == "thread":
             notes = controller.notes
             controller.on_task_end.append(lambda record: patch_mode.task_ended(record, notes))

@@ -6,8 +6,9 @@ steps of kind ``file`` of the calling task: ``read`` (mode ``r``), ``write``
 (``a``, ``x``, ``+``), ``truncate`` (``w``) and ``replace`` (``os.replace``
 onto the path: an atomic write, which readers never see half-done).  Calls
 from outside the tasks (setup, the invariant, other threads) are untouched.
-The patches are removed when the run ends.  Thread backend only: task
-processes do not see the patch.
+The patches are removed when the run ends.  In the process backend each
+task process of the run watches the same roots while its target runs
+(children that tasks start are not watched).
 
 ``watch`` is a list of directories (or files), or a callable that receives
 the state ``setup()`` returned and gives that list (scenarios whose setup
@@ -91,19 +92,45 @@ def roots_for(watch: Watch, state: Any) -> List[str]:
     return [os.path.abspath(os.fsdecode(p)) for p in paths]
 
 
-def start(watch: Watch, state: Any, backend: str = "thread", warnings: Optional[List[str]] = None) -> bool:
+def start(watch: Watch, state: Any) -> bool:
     """Install the patches for the roots ``watch`` names (after setup)."""
-    global _roots
     roots = roots_for(watch, state)
     if not roots:
         return False
-    if backend != "thread" and warnings is not None:
-        warnings.append("watch= only sees file accesses in the thread backend")
+    install(roots)
+    return True
+
+
+def install(roots: Sequence[str]) -> None:
+    global _roots
     _roots = tuple(roots)
     builtins.open = watched_open
     io.open = watched_open
     os.replace = watched_replace
-    return True
+
+
+class WatchedTarget:
+    """A process task's target that watches ``roots`` while it runs (the task
+    process has its own ``open``).  ``func`` is the user's function, for the
+    reports that show where a task starts."""
+
+    def __init__(self, target: Callable, roots: Sequence[str]) -> None:
+        self.target = target
+        self.roots = tuple(roots)
+        self.func = getattr(target, "func", target)
+
+    def __call__(self, state: Any) -> Any:
+        install(self.roots)
+        try:
+            return self.target(state)
+        finally:
+            stop()
+
+
+def wrap(target: Callable, watch: Watch, state: Any) -> Callable:
+    """``target``, watching ``watch``'s roots inside its task process."""
+    roots = roots_for(watch, state)
+    return WatchedTarget(target, roots) if roots else target
 
 
 def stop() -> None:
