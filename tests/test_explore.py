@@ -13,6 +13,14 @@ import scenarios.manager_lost_update as mlu
 import scenarios.ticket_oversell as ticket
 from tests import sample_tasks as st
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_warm_services():
+    """The scenarios use races.manager(): stop it so later leak checks see no children."""
+    yield
+    races.shutdown()
+
+
 COUNTER = (st.counter_setup, [st.increment, st.increment], st.both_counted)
 MANAGER = (st.manager_setup, [st.manager_increment, st.manager_increment], st.manager_both_counted)
 
