@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 import races
-from races._core import template
+from races._core.services import service_pids
 from tests import sample_tasks as st
 
 BACKENDS = [
@@ -20,7 +20,7 @@ BACKENDS = [
 
 def task_processes():
     """Live child processes that are tasks (not the forkserver, tracker or template)."""
-    services = set(template.service_pids())
+    services = set(service_pids())
     out = []
     for child in psutil.Process().children(recursive=True):
         try:
