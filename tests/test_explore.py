@@ -296,3 +296,13 @@ def test_three_tasks_shard_by_the_first_choice():
     unsharded = races.explore(*scenario, stop_on_first=False, points="independent")
     assert unsharded.exhaustive and result.exhaustive
     assert unsharded.schedules <= result.schedules
+
+
+def test_process_backend_explores_the_same_orderings():
+    result = races.explore(*MANAGER, backend="process", start_method="forkserver", points="independent",
+                           stop_on_first=False)
+    assert (result.schedules, result.failures, result.exhaustive) == (6, 4, True)
+    found = races.explore(*MANAGER, backend="process", start_method="forkserver")
+    assert found.failure.kind == "invariant" and found.preemptions == 1
+    again = races.replay(found.token, *MANAGER, backend="process", start_method="forkserver")
+    assert again.trace == found.trace

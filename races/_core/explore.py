@@ -96,7 +96,8 @@ def explore(
     ``points``, ``reduction``: see :mod:`races.strategies.dfs`.  ``depth``,
     ``steps``: PCT's bug depth and step-count estimate (default: the length
     of the default-order run).  ``on_result`` is called with every counted
-    run's Result.
+    run's Result.  ``preemption_bound``, ``points`` and ``reduction`` apply to
+    dfs only.  Other keyword arguments go to every :func:`races.run`.
     """
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; the strategies are: {', '.join(STRATEGIES)}")
@@ -163,6 +164,10 @@ def explore(
             dfs.record(strat)  # type: ignore[arg-type]
             if strat.prefix == []:  # type: ignore[attr-defined]
                 counted = dfs.root_owned()
+        if not counted and strategy == "pct" and result.failure is not None and (
+            shard_pair is None or shard_pair[0] == 0
+        ):
+            counted = True  # PCT's measuring run (default order) failed: that is a finding
         if not counted:
             continue
         schedules += 1
