@@ -15,10 +15,13 @@ point, ``paying``, and the schedule ``["buyer0:paying", "buyer1:paying"]``
 parks both buyers there: the bug, every time, in threads or processes.
 
 The fix.  The notes' own ``task(lock)``: one Lock, shared by every buyer,
-held around the whole buy (check and write together; the read-only 查票 may
-stay outside).  Under the same schedule buyer 1 is blocked at the lock while
-buyer 0 stands at ``paying``, so the run reports that interleaving as
-impossible (failure kind ``schedule``), and any order sells exactly one ticket.
+held around the whole buy (read, decide and write together).  The notes leave
+the read-only 查票 outside the lock; that is a race of its own (a reader can
+open the file just after a buyer truncated it: see ``torn_read``, and the race
+detector reports it), so here the lock covers 查票 too.  Under the same
+schedule buyer 1 is blocked at the lock while buyer 0 stands at ``paying``, so
+the run reports that interleaving as impossible (failure kind ``schedule``),
+and any order sells exactly one ticket.
 """
 from __future__ import annotations
 
@@ -67,8 +70,8 @@ def buyer_without_lock(buyer, state):
 
 
 def buyer_with_lock(buyer, state):
-    check_ticket(state)
     with state["lock"]:
+        check_ticket(state)
         buy_ticket(state, buyer)
 
 

@@ -11,13 +11,9 @@ DATA_RACES = ["ticket_oversell", "torn_read", "lock_granularity", "manager_lost_
               "lock_not_shared", "interleaved_output"]
 NOT_DATA_RACES = ["double_acquire", "lock_order_inversion"]  # deadlocks, and no unordered access
 
-# A fix that fixes the scenario's bug (the lost sale) but leaves a real race:
-# check_ticket() reads ticket.json without the lock while another buyer rewrites
-# it in place under the lock.  That is torn_read's bug (a reader can see the
-# truncated file), so the detector is right to report it.
-KNOWN_TRUE_POSITIVES = {
-    ("ticket_oversell", "fixed:lock"): ("ticket.json", "check_ticket", "buy_ticket"),
-}
+# (ticket_oversell's fix locks 查票 too: the notes leave it outside the lock,
+# which is torn_read's bug, and the detector reported it.)
+KNOWN_TRUE_POSITIVES: dict = {}
 
 
 def watch(state):
