@@ -58,15 +58,18 @@ def _params(func: Callable) -> tuple[set[str], bool]:
     return names, var_kw
 
 
-def _accepts(func: Callable, name: str) -> bool:
-    """Whether ``func`` takes keyword ``name``.  A ``**kwargs`` catch-all counts
-    for what ``races.explore`` or ``races.run`` take (that is where it ends up)."""
+def _accepts(func: Callable, name: str, kind: str) -> bool:
+    """Whether ``func`` takes keyword ``name``.  ``races.replay`` hands its options
+    to ``races.run``; otherwise a ``**kwargs`` catch-all counts for what
+    ``races.explore`` or ``races.run`` take (that is where it ends up)."""
+    lib = _lib()
+    if kind == "replay":
+        func = lib.run
     names, var_kw = _params(func)
     if name in names:
         return True
-    if not var_kw:
-        return False
-    lib = _lib()
+    if not var_kw or kind in ("run", "replay"):
+        return var_kw
     for inner in (getattr(lib, "explore", None), lib.run):
         if inner is not None and inner is not func:
             inner_names, _ = _params(inner)
@@ -254,7 +257,7 @@ class RacesFixture:
                 continue
             if kind == "replay" and key == "strategy":
                 continue
-            if _accepts(func, key):
+            if _accepts(func, key, kind):
                 merged[key] = value
             elif key == "detect_races" and value:
                 raise NotImplementedError(

@@ -263,6 +263,37 @@ def test_check_calls_races_check_when_present(pytester: pytest.Pytester) -> None
     pytester.runpytest().assert_outcomes(passed=1)
 
 
+def test_run_and_replay_get_only_run_options(pytester: pytest.Pytester) -> None:
+    write(pytester, """
+        import functools
+        import pytest
+
+        CALLS = []
+
+        def spy(real):
+            @functools.wraps(real)
+            def wrapper(*args, **kwargs):
+                CALLS.append(kwargs)
+                return real(*args, **kwargs)
+            return wrapper
+
+        @pytest.fixture(autouse=True)
+        def patched(monkeypatch):
+            monkeypatch.setattr(racelib, "run", spy(racelib.run))
+            monkeypatch.setattr(racelib, "replay", spy(racelib.replay))
+
+        @pytest.mark.races(detect_races="report", strategy="pct", max_schedules=5, preemption_bound=1)
+        def test_options(races):
+            first = races.run(setup, TASKS, inv, schedule=LOST)
+            races.replay(first.token, setup, TASKS, inv, max_steps=500)
+            assert CALLS == [
+                {"detect_races": "report", "seed": 0, "schedule": LOST},
+                {"detect_races": "report", "seed": 0, "max_steps": 500},
+            ]
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 @pytest.mark.skipif(not hasattr(racelib, "explore"), reason="races.explore is not there yet")
 def test_real_explore_and_check(pytester: pytest.Pytester) -> None:
     write(pytester, """
