@@ -16,6 +16,10 @@ NAMES: list[str] = [
     "lock_granularity",
     "lock_order_inversion",
     "interleaved_output",
+    "queue_full",
+    "queue_empty_get",
+    "empty_check_race",
+    "consumer_count_mismatch",
 ]
 
 
