@@ -891,11 +891,17 @@ def fidelity(
     ``fix_runs`` (default ``runs``) for the fixes; ``buggy=False`` skips the buggy
     variant.  A buggy variant expected to deadlock is skipped on the thread
     backend: its threads would stay blocked for good (threads cannot be killed).
+    A scenario that declares ``why_not`` (it can only be shown under control) is
+    skipped whole, with that reason in the row's note.
     ``options`` go to :func:`stress` (``timeout``, ``start_method``...).
     """
     rows = []
+    why_not = stress_settings(scenario)["why_not"]
     for backend in backends:
         if backend not in scenario.backends:
+            continue
+        if why_not:
+            rows.append(FidelityRow(scenario.name, "*", backend, 0, 0, 0.0, {}, f"skipped: {why_not}"))
             continue
         for variant in scenario.variants():
             if variant == "buggy" and not buggy:

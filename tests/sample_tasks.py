@@ -128,9 +128,3 @@ def take_b_then_a(s):
 
 def setup_raises():
     raise OSError("no such ticket file")
-
-
-def child_pids():
-    import psutil
-
-    return sorted(p.pid for p in psutil.Process().children(recursive=True))

@@ -1,14 +1,11 @@
 """The controlled runtime: schedules, traces, tokens, failures, in both backends."""
 from __future__ import annotations
 
-import threading
-
-import psutil
 import pytest
 
 import races
-from races._core.services import service_pids
 from tests import sample_tasks as st
+from tests.leaks import task_processes, task_threads
 
 BACKENDS = [
     pytest.param(("thread", None), id="thread"),
@@ -16,27 +13,6 @@ BACKENDS = [
     pytest.param(("process", "spawn"), id="process-spawn"),
     pytest.param(("process", "fork"), id="process-fork"),
 ]
-
-
-def task_processes():
-    """Live child processes that are tasks (not the forkserver, tracker or template)."""
-    services = set(service_pids())
-    out = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            cmd = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if child.pid in services or "forkserver" in cmd or "resource_tracker" in cmd:
-            continue
-        if child.status() == psutil.STATUS_ZOMBIE:
-            continue
-        out.append(child.pid)
-    return out
-
-
-def task_threads():
-    return [t.name for t in threading.enumerate() if t.name.startswith("races:")]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -202,7 +178,7 @@ def test_report_has_one_column_per_task_failure_and_replay_line():
     result = races.run(st.counter_setup, {"alice": st.increment, "bob": st.increment}, st.both_counted,
                        schedule=["alice:read", "bob:read"])
     report = result.report()
-    header = [line for line in report.splitlines() if line.lstrip().startswith("step")][0]
+    header = next(line for line in report.splitlines() if line.lstrip().startswith("step"))
     assert header.index("alice") < header.index("bob")
     assert "failure (invariant)" in report
     assert f"races.replay({result.token!r}" in report

@@ -11,15 +11,14 @@ import os
 import threading
 import time
 
-import psutil
 import pytest
 
 import races
 import scenarios
-from races._core import template
 from races.scenario import Scenario
 from races.stress import StressResult, fidelity, stress_scenario, stress_settings
 from scenarios import ticket_oversell as ticket
+from tests.leaks import task_processes, task_threads
 
 # -- tasks (module level: process tasks must be importable) -----------------------
 
@@ -103,25 +102,8 @@ def few_buyers(task, n=3):
 # -- leak checks ------------------------------------------------------------------
 
 
-def task_processes():
-    """Live child processes that are tasks (not the forkserver, tracker or templates)."""
-    services = set(template.service_pids())
-    out = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            cmd = " ".join(child.cmdline())
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-        except psutil.Error:
-            continue
-        if child.pid in services or "forkserver" in cmd or "resource_tracker" in cmd:
-            continue
-        out.append(child.pid)
-    return out
-
-
 def stress_threads():
-    return [t.name for t in threading.enumerate() if t.name.startswith("races-stress:")]
+    return task_threads("races-stress:")
 
 
 @pytest.fixture
@@ -330,10 +312,9 @@ def test_settings_come_from_options_or_the_schedule():
 
 # Fixes whose invariant only holds in the order control picks: stress shows the
 # scenario's control is stricter than reality.  Reported to the scenario owner.
-KNOWN_INFIDELITY = {
-    ("double_acquire", "fixed:release_first"):
-        "the invariant wants p0's two grabs back to back; for real p1 may grab in between",
-}
+# (double_acquire's release_first fix used to be here: its invariant wanted p0's
+# two grabs back to back, which a real run need not give; the invariant is fixed.)
+KNOWN_INFIDELITY: dict = {}
 TOO_SLOW = {
     "interleaved_output": "its tasks really sleep 3 s per line (the notes' time.sleep(3))",
 }
