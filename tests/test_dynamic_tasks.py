@@ -300,3 +300,42 @@ def test_races_process_handle_without_patch_mode(backend):
     result = races.run(nothing, {"main": explicit_handles}, patch=False, **backend)
     assert not result.failed, result.report()
     assert ("main/Process-1", "explicit") in result.steps()
+
+
+def daemon_after_start(state):
+    p = multiprocessing.Process(target=nothing)
+    p.start()
+    try:
+        p.daemon = True
+    except AssertionError as exc:
+        assert str(exc) == "process has already started"
+    else:
+        raise AssertionError("setting daemon after start() was allowed")
+    t = threading.Thread(target=nothing)
+    t.start()
+    try:
+        t.daemon = True
+    except RuntimeError as exc:
+        assert "cannot set daemon status of active thread" in str(exc)
+    else:
+        raise AssertionError("setting daemon on a started thread was allowed")
+    p.join()
+    t.join()
+
+
+def test_daemon_cannot_be_set_after_start():
+    result = races.run(nothing, {"main": daemon_after_start})
+    assert not result.failed, result.report()
+
+
+def leaves_an_item(state):
+    q = multiprocessing.Queue()
+    multiprocessing.Process(target=puts_one, args=(q,)).start()
+
+
+def test_a_child_that_leaves_queue_items_is_warned_about(backend):
+    result = races.run(nothing, {"main": leaves_an_item}, **backend)
+    assert not result.failed, result.report()
+    assert any(
+        w.startswith("main/Process-1 ended with 1 item on queue Queue1 that nobody has taken") for w in result.warnings
+    ), result.warnings

@@ -233,3 +233,22 @@ def test_a_proxy_used_after_its_manager_was_shut_down_is_explained():
     error = message.split(" raised ", 1)[1].split(":", 1)[0]
     assert error in ("ConnectionRefusedError", "FileNotFoundError", "EOFError", "BrokenPipeError",
                      "ConnectionResetError")
+
+
+def timers(box):
+    box.fired = []
+    late = threading.Timer(30.0, box.fired.append, args=("late",))
+    cancelled = threading.Timer(60.0, box.fired.append, args=("cancelled",))
+    late.start()
+    cancelled.start()
+    cancelled.cancel()
+    late.join()
+    cancelled.join()
+
+
+def test_a_timer_waits_on_virtual_time():
+    box = Box()
+    result = races.run(lambda: box, {"main": timers})
+    assert not result.failed, result.report()
+    assert box.fired == ["late"]
+    assert result.trace[-1].clock == 30.0

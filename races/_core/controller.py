@@ -183,6 +183,12 @@ class Controller:
             failure = infeasible.failure
         finally:
             self._shutdown()
+        if failure is None:
+            for model in list(self.models.values()):
+                at_exit = getattr(model, "at_exit", None)
+                note = at_exit() if at_exit is not None else None
+                if note:
+                    self.warnings.append(note)
         self.strategy.finished(failure is not None)
         return failure
 

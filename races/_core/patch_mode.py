@@ -257,7 +257,7 @@ _THREAD_FACTORIES: List[Tuple[Any, str, Callable[..., Any]]] = [
 _BP = _mp_process.BaseProcess
 _real_bp: Dict[str, Any] = {
     name: _BP.__dict__[name]
-    for name in ("__init__", "start", "join", "is_alive", "terminate", "kill", "exitcode", "ident", "pid")
+    for name in ("__init__", "start", "join", "is_alive", "terminate", "kill", "exitcode", "ident", "pid", "daemon", "__repr__")
 }
 
 
@@ -328,7 +328,23 @@ def _bp_ident(self: Any) -> Any:
     return _real_bp["ident"].fget(self) if handle is None else handle.pid
 
 
+def _bp_set_daemon(self: Any, daemonic: Any) -> None:
+    if _child(self) is not None:
+        raise AssertionError("process has already started")
+    _real_bp["daemon"].fset(self, daemonic)
+
+
+def _bp_repr(self: Any) -> str:
+    handle = _child(self)
+    if handle is None:
+        return _real_bp["__repr__"](self)
+    daemon = " daemon" if handle.daemon else ""
+    return f"<{type(self).__name__} name={self._name!r} races task {handle.task!r}{daemon}>"
+
+
 _BP_PATCH: Dict[str, Any] = {
+    "__repr__": _bp_repr,
+    "daemon": property(_real_bp["daemon"].fget, _bp_set_daemon),
     "__init__": _bp_init,
     "start": _bp_start,
     "join": _bp_join,
@@ -344,7 +360,9 @@ _BP_PATCH: Dict[str, Any] = {
 # -- threading.Thread (thread backend) ------------------------------------------------
 
 _TH = threading.Thread
-_real_th: Dict[str, Any] = {name: _TH.__dict__[name] for name in ("__init__", "start", "join", "is_alive")}
+_real_th: Dict[str, Any] = {
+    name: _TH.__dict__[name] for name in ("__init__", "start", "join", "is_alive", "daemon")
+}
 
 
 def _th_init(self: Any, group: Any = None, target: Any = None, name: Any = None, args: tuple = (),
@@ -367,6 +385,8 @@ def _th_start(self: Any) -> None:
             return _real_th["start"](self)
         if not self._initialized:
             raise RuntimeError("thread.__init__() not called")
+        if isinstance(self, threading.Timer) and not self.finished.is_set():
+            self.finished = _races().Event()  # its wait(interval) runs on virtual time
         from ..primitives.process import ChildHandle, call_of
 
         handle = ChildHandle("thread", call_of(self, "thread"), self.name, self.daemon)
@@ -388,7 +408,15 @@ def _th_is_alive(self: Any) -> bool:
     return _real_th["is_alive"](self) if handle is None else handle.is_alive()
 
 
-_TH_PATCH: Dict[str, Any] = {"__init__": _th_init, "start": _th_start, "join": _th_join, "is_alive": _th_is_alive}
+def _th_set_daemon(self: Any, daemonic: Any) -> None:
+    if _child(self) is not None:
+        raise RuntimeError("cannot set daemon status of active thread")
+    _real_th["daemon"].fset(self, daemonic)
+
+
+_TH_PATCH: Dict[str, Any] = {
+    "daemon": property(_real_th["daemon"].fget, _th_set_daemon),
+    "__init__": _th_init, "start": _th_start, "join": _th_join, "is_alive": _th_is_alive}
 
 
 # -- Managers started from tasks ------------------------------------------------------

@@ -60,6 +60,17 @@ def normalize_tasks(tasks: Tasks) -> Tuple[List[str], List[Callable]]:
     return [n for n, _ in items], [t for _, t in items]
 
 
+def _forget_earlier_runs() -> None:
+    """Ids repeat from run to run, so the primitives' registries of objects made
+    outside the harness (``_made``: what setup() did, for the models to start
+    from) must not carry objects of an earlier run into this one."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("races.primitives.") and module is not None:
+            made = getattr(module, "_made", None)
+            if isinstance(made, dict):
+                made.clear()
+
+
 def _child_names(schedule: Any, names: List[str]) -> List[str]:
     """Names in a schedule of tasks started from tasks (``main/Process-1``): they
     do not exist before the run, so a step naming one is checked when it comes."""
@@ -160,6 +171,7 @@ def run(
 
     ids.reset()
     process_children.reset()
+    _forget_earlier_runs()
     saved_random = random.getstate()
     random.seed(f"{seed}")
     tracker = patches.ManagerTracker()

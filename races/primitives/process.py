@@ -391,6 +391,19 @@ class ChildModel(Model):
             return -signal.SIGTERM
         return 1
 
+    def at_exit(self) -> Optional[str]:
+        """A warning at the end of a run: the child ended with items on a queue
+        that nobody took (the exit of its parent joins it, which could hang)."""
+        pending = self.unflushed() if self.ended() else []
+        if not pending:
+            return None
+        parts = ", ".join(f"{n} item{'s' if n != 1 else ''} on queue {label}" for label, n in pending)
+        return (
+            f"{self.child} ended with {parts} that nobody has taken: a process cannot end before "
+            "its queue items are flushed, so joining it (as its parent's exit does) may hang; "
+            "get them, or call cancel_join_thread()"
+        )
+
     # -- the Model interface ----------------------------------------------------
     def enabled(self, task: str, step: Step) -> bool:
         if step.name == "join" and self.child is not None:
