@@ -87,7 +87,7 @@ def as_target(obj: Any, label: str, variant: str = "buggy") -> Target:
             tasks = obj.tasks_for(variant)
         except ValueError as exc:
             raise TargetError(str(exc)) from None
-        return Target(label, obj.setup, tasks, obj.invariant, obj.teardown, dict(obj.options))
+        return Target(label, obj.setup, tasks, obj.invariant, obj.teardown, obj.run_options())
     if variant != "buggy":
         raise TargetError(f"{label} is not a races.Scenario, so it has no variant {variant!r}")
     setup, tasks = _field(obj, "setup"), _field(obj, "tasks")

@@ -48,9 +48,14 @@ class Scenario:
                 f"scenario {self.name!r} has no variant {variant!r}; it has {', '.join(self.variants())}"
             ) from None
 
+    def run_options(self, **options: Any) -> Dict[str, Any]:
+        """The options for ``races.run``/``replay``: ``self.options`` without the
+        ``stress`` declaration (read by ``races.stress``), overridden by ``options``."""
+        return {**{k: v for k, v in self.options.items() if k != "stress"}, **options}
+
     def run(self, variant: str = "buggy", schedule: Optional[Sequence[str]] = None, **options: Any) -> Result:
         """Run one variant; the forcing schedule is the default."""
-        opts = {**self.options, **options}
+        opts = self.run_options(**options)
         return run(
             self.setup,
             self.tasks_for(variant),
@@ -61,5 +66,5 @@ class Scenario:
         )
 
     def replay(self, token: str, variant: str = "buggy", **options: Any) -> Result:
-        opts = {**self.options, **options}
+        opts = self.run_options(**options)
         return replay(token, self.setup, self.tasks_for(variant), self.invariant, teardown=self.teardown, **opts)

@@ -20,6 +20,11 @@ NAMES: list[str] = [
     "queue_empty_get",
     "empty_check_race",
     "consumer_count_mismatch",
+    "daemon_killed",
+    "daemon_children",
+    "manager_gone",
+    "early_read",
+    "join_before_drain",
 ]
 
 
