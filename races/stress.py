@@ -290,7 +290,7 @@ def _check_point_name(name: Any, what: str) -> None:
 
 def _walk(roots: Sequence[Any], limit: int = 50_000):  # type: ignore[no-untyped-def]
     """Objects reachable from ``roots`` (not through modules, classes or code)."""
-    seen = set()
+    seen: set = set()
     stack = list(roots)
     atoms = (str, bytes, int, float, complex, bool, type(None), types.ModuleType, type, types.CodeType,
              types.FrameType, types.BuiltinFunctionType)

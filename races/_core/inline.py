@@ -77,8 +77,8 @@ class InlineDriver:
     def drive(self) -> None:
         c = self.controller
         for t in c.tasks:
-            t.handle.driver = self
-            t.handle.record = t
+            t.handle.driver = self  # type: ignore[attr-defined]  # thread handles only
+            t.handle.record = t  # type: ignore[attr-defined]
         first = c._decide()
         if first is None:
             return

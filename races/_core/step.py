@@ -53,7 +53,7 @@ class Step(NamedTuple):
 class TraceEntry(NamedTuple):
     """One step taken: which task passed which sync point, where, at what virtual time."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the step number, shadowing tuple.index
     task: str
     name: str
     kind: str
@@ -118,7 +118,7 @@ def caller_location(depth: int = 2) -> str:
 def caller_stack(depth: int = 2, limit: int = 4) -> tuple:
     """A short user stack, innermost first, as ``(file:line, function)`` pairs."""
     frame: Any = sys._getframe(depth)
-    out = []
+    out: list = []
     while frame is not None and len(out) < limit:
         filename = frame.f_code.co_filename
         if _is_user_frame(filename):

@@ -181,14 +181,14 @@ class SimpleQueue:
             self._local = _RealSimpleQueue()
         return self._local
 
-    _step = Queue._step
+    _step = Queue._step  # type: ignore[assignment]  # shared: it reads only _id, _label, _step_kind
     _maxsize = 0
 
     def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         if current() is None:
             self._fallback().put(obj, block, timeout)
             return
-        self._step("put", (obj,))
+        self._step("put", (obj,))  # type: ignore[misc]
 
     def put_nowait(self, obj: Any) -> None:
         self.put(obj)
@@ -196,7 +196,7 @@ class SimpleQueue:
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         if current() is None:
             return self._fallback().get(block, timeout)
-        return self._step("get", (), _bound(block, timeout))
+        return self._step("get", (), _bound(block, timeout))  # type: ignore[misc]
 
     def get_nowait(self) -> Any:
         return self.get(False)
@@ -204,16 +204,16 @@ class SimpleQueue:
     def empty(self) -> bool:
         if current() is None:
             return self._fallback().empty()
-        return self._step("empty")
+        return self._step("empty")  # type: ignore[misc]
 
     def qsize(self) -> int:
         if current() is None:
             return self._fallback().qsize()
-        return self._step("qsize")
+        return self._step("qsize")  # type: ignore[misc]
 
     def close(self) -> None:
         if current() is not None:
-            self._step("close")
+            self._step("close")  # type: ignore[misc]
 
     __getstate__ = Queue.__getstate__
     __setstate__ = Queue.__setstate__

@@ -41,9 +41,9 @@ class Semaphore:
                 # ``Semaphore``, which patch mode may have replaced
                 real = _RealSemaphore.__new__(_RealBoundedSemaphore)
                 _RealSemaphore.__init__(real, self._initial)
-                real._initial_value = self._initial
+                real._initial_value = self._initial  # type: ignore[attr-defined]
             else:
-                real = _RealSemaphore(self._initial)
+                real = _RealSemaphore(self._initial)  # type: ignore[assignment]
             self._local = real
         return self._local
 

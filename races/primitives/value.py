@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import weakref
-from multiprocessing.sharedctypes import typecode_to_type
+from multiprocessing.sharedctypes import typecode_to_type  # type: ignore[attr-defined]
 from typing import Any
 
 from .._core.agent import current
