@@ -96,4 +96,8 @@ SCENARIO = Scenario(
     schedule=["main"],
     expect="blocked",
     invariant=every_dish_eaten,
+    options={"stress": {"why_not": (
+        "its hungry eater's get would hang a real run for good: stress sees "
+        "only a timeout, with no diagnosis, and a stuck thread cannot be killed"
+    )}},
 )

@@ -78,4 +78,5 @@ SCENARIO = Scenario(
     schedule=["main"],
     expect="exception",
     invariant=both_halves_done,
+    options={"stress": {"align": None, "delays": {}}},
 )

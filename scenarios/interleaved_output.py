@@ -79,4 +79,5 @@ SCENARIO = Scenario(
     schedule=["task1:sleep", "task2:sleep"],
     expect="invariant",
     invariant=greetings_are_whole,
+    options={"stress": {"align": None, "delays": {}}},
 )

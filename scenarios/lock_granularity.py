@@ -96,4 +96,5 @@ SCENARIO = Scenario(
     expect="invariant",
     invariant=at_most_one_ticket_sold,
     teardown=teardown,
+    options={"stress": {"align": None, "delays": {}}},
 )

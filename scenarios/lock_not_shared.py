@@ -68,4 +68,5 @@ SCENARIO = Scenario(
     schedule=["p0:sleep", "p1:sleep"],
     expect="invariant",
     invariant=every_decrement_counted,
+    options={"stress": {"align": None, "delays": {}}},
 )

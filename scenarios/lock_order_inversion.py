@@ -75,4 +75,8 @@ SCENARIO = Scenario(
     schedule=["buyer:till_lock.acquire", "refund:ticket_lock.acquire"],
     expect="deadlock",
     invariant=books_balance,
+    options={"stress": {"why_not": (
+        "its deadlock would hang a real run for good: stress sees only a "
+        "timeout, with no diagnosis, and a stuck thread cannot be killed"
+    )}},
 )

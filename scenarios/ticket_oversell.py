@@ -105,4 +105,5 @@ SCENARIO = Scenario(
     expect="invariant",
     invariant=at_most_one_ticket_sold,
     teardown=teardown,
+    options={"stress": {"align": "paying", "delays": {"paying": 0.01}}},
 )

@@ -109,4 +109,5 @@ SCENARIO = Scenario(
     expect="exception",
     invariant=one_ticket_sold,
     teardown=teardown,
+    options={"stress": {"align": "truncated", "delays": {"truncated": 0.01}}},
 )
