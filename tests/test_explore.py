@@ -360,3 +360,28 @@ def test_reduction_keeps_every_outcome(tasks):
         reduced, reduced_runs = outcomes(tasks, points=points)
         assert reduced == plain
         assert reduced_runs < plain_runs
+
+
+# -- line granularity ---------------------------------------------------------
+
+
+def plain_increment(box):
+    value = box.n
+    box.n = value + 1
+
+
+def test_line_granularity_finds_a_race_between_plain_statements():
+    tasks = [plain_increment, plain_increment]
+    coarse = races.explore(st.counter_setup, tasks, st.both_counted)
+    assert not coarse.failed and coarse.exhaustive  # no sync point between read and write
+    fine = races.explore(st.counter_setup, tasks, st.both_counted, granularity="line")
+    assert fine.failure.kind == "invariant" and fine.preemptions == 1
+    lines = [e.name for e in fine.trace if e.kind == "point"]
+    assert lines and all(name.startswith("test_explore.py@") for name in lines)
+    again = races.explore(st.counter_setup, tasks, st.both_counted, granularity="line",
+                          strategy="replay", token=fine.token)
+    assert again.trace == fine.trace and again.failure == fine.failure
+    locked = races.explore(st.counter_setup, [st.increment_locked] * 2, st.both_counted, granularity="line")
+    assert not locked.failed and locked.exhaustive
+    with pytest.raises(ValueError):
+        races.explore(st.counter_setup, tasks, granularity="statement")
