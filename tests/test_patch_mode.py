@@ -252,3 +252,20 @@ def test_a_timer_waits_on_virtual_time():
     assert not result.failed, result.report()
     assert box.fired == ["late"]
     assert result.trace[-1].clock == 30.0
+
+
+def uses_a_fork_manager(state):
+    # the server is forked from the task: it must not act as the task
+    m = multiprocessing.get_context("fork").Manager()
+    d = m.dict({"n": 1})
+    d["n"] += 1
+    assert d["n"] == 2
+    m.shutdown()
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_a_manager_forked_from_a_task_is_not_that_task(backend):
+    method = PROCESS_METHOD if backend == "process" else None
+    result = races.run(lambda: None, {"main": uses_a_fork_manager}, backend=backend, start_method=method)
+    assert not result.failed, result.report()
+    assert [e.task for e in result.trace] == ["main"] * len(result.trace)

@@ -10,11 +10,17 @@ per-step ``timeout`` that catches a task stuck in uncontrolled code.
 
 The controller talks to tasks only through :class:`TaskHandle`; it does not
 know whether they are threads or processes.
+
+Tasks may start tasks: a ``start`` step of a ``process``/``thread`` model
+(:mod:`races.primitives.process`) makes the controller launch the child with
+the run's ``spawner``, wait for its boot and append a :class:`TaskRecord` that
+names its logical parent.  When a task ends, the daemon processes it started
+are terminated at their step (:meth:`Controller.terminate_task`, which reports
+the work they never did); when only daemons are left, the program has exited.
 """
 from __future__ import annotations
 
 import os
-
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import diagnose
@@ -377,7 +383,8 @@ class Controller:
             return
         handle = t.handle
         if getattr(handle, "driver", None) is not None:
-            handle.driver = None  # type: ignore[attr-defined] - its last messages use the plain handoff
+            # its last messages use the plain handoff
+            handle.driver = None  # type: ignore[attr-defined]
         was = t.pending
         note = handle.stop(t.status == "pending", grace=2.0)
         if note:

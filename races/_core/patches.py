@@ -9,6 +9,7 @@ affected.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from multiprocessing import managers
@@ -100,7 +101,7 @@ def _explained(exc: BaseException, why: str) -> BaseException:
 
 
 def _apply() -> None:
-    time.sleep = controlled_sleep
+    time.sleep = controlled_sleep  # type: ignore[assignment]
     managers.BaseProxy._callmethod = controlled_callmethod  # type: ignore[method-assign]
 
 
@@ -126,6 +127,21 @@ def uninstall() -> None:
             _restore()
 
 
+def _forget_agents_in_child() -> None:
+    """After a fork made from a task (a Manager's server, a Pool worker under the
+    fork start method), the child is not that task: it must not talk to the
+    controller over the task's channel."""
+    from . import agent as agent_mod
+
+    agent_mod._tls.agent = None
+    agent_mod._process_agent = None
+    agent_mod._process_thread = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_agents_in_child)
+
+
 def install_for_process() -> None:
     """Inside a task process: patch for good."""
     _apply()
@@ -146,7 +162,7 @@ class ManagerTracker:
             tracker.started.append(manager)
             return result
 
-        managers.BaseManager.start = start  # type: ignore[method-assign]
+        managers.BaseManager.start = start  # type: ignore[method-assign, assignment]
         return self
 
     def __exit__(self, *exc: Any) -> None:

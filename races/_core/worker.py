@@ -44,7 +44,8 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
     # daemon): its Process objects are not daemonic unless it is a daemon child
     from multiprocessing import process as mp_process
 
-    mp_process.current_process()._config["daemon"] = bool(getattr(target, "daemon", False))
+    current = mp_process.current_process()
+    current._config["daemon"] = bool(getattr(target, "daemon", False))  # type: ignore[attr-defined]
     agent = Agent(name, ConnChannel(conn))
     bind_process(agent)
     message: tuple

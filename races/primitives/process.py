@@ -289,7 +289,7 @@ class QueuePutters:
         if step.kind not in self.KINDS:
             return
         model = self.run.models.get((step.kind, step.obj))
-        if model is None:
+        if model is None or step.obj is None:
             return
         putters = self.by_obj.setdefault(step.obj, collections.deque())
         if step.name == "put" and reply and reply[0] == "ok":
