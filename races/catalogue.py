@@ -35,6 +35,7 @@ from races._core.runner import default_start_method
 from races.scenario import Scenario
 
 DEFAULT_MAX_SCHEDULES = 200
+DEFAULT_STRESS_SECONDS = 1.0  # a stressed variant stops after this, having made at least one run
 
 
 class TargetError(ValueError):
@@ -205,8 +206,13 @@ def check(
     repeat: int = 3,
     max_schedules: int = DEFAULT_MAX_SCHEDULES,
     explore_runs: bool = True,
+    stress_runs: int = 0,
+    stress_seconds: float = DEFAULT_STRESS_SECONDS,
+    stress_budget_left: bool = True,
 ) -> dict[str, Any]:
-    """One row of ``races run``: does the bug reproduce, do the fixes hold?"""
+    """One row of ``races run``: does the bug reproduce, do the fixes hold, what
+    does the race detector flag on a serial run, and (``stress_runs`` > 0) how
+    often does the bug show in real parallel runs (see :func:`stress_row`)?"""
     scenario = load_scenario(name)
     opts = run_options(backend, start_method)
     started = time.monotonic()
@@ -223,14 +229,22 @@ def check(
         "fixes": {},
         "explored": None,
     }
+    detect = {"detect_races": "report", "watch": watch_folder}
+    row["races"] = {"buggy": distinct_races(scenario.run("buggy", schedule=[], **detect, **opts)), "fixes": {}}
     for fix in scenario.fixes:
-        natural = _kind(scenario.run(f"fixed:{fix}", schedule=[], **opts))
+        natural_run = scenario.run(f"fixed:{fix}", schedule=[], **detect, **opts)
+        natural = _kind(natural_run)
         forced = _kind(scenario.run(f"fixed:{fix}", **opts))
+        row["races"]["fixes"][fix] = distinct_races(natural_run)
         row["fixes"][fix] = {
             "natural": natural,
             "forced": forced,
             "holds": natural is None and forced in (None, "schedule"),
         }
+    stress_started = time.monotonic()
+    row["stress"] = stress_row(scenario, backend, start_method, stress_runs, stress_seconds, stress_budget_left) \
+        if stress_runs else None
+    row["stress_seconds"] = round(time.monotonic() - stress_started, 3)
     explore_started = time.monotonic()
     if explore_runs and explore_available():
         try:
@@ -242,10 +256,67 @@ def check(
         and "error" not in (row["explored"] or {})
         and all(f["holds"] for f in row["fixes"].values())
         and all(not f["failed"] for f in (row["explored"] or {}).get("fixes", {}).values())
+        and not any(row["races"]["fixes"].values())
+        and not any(f["failures"] for f in ((row["stress"] or {}).get("fixes") or {}).values())
     )
     row["explore_seconds"] = round(time.monotonic() - explore_started, 3)
     row["seconds"] = round(time.monotonic() - started, 3)
     return row
+
+
+def watch_folder(state: Any) -> list[str]:
+    """What the detector watches besides shared objects: the folder of a file
+    scenario (its state is a dict with a ``folder``)."""
+    return [state["folder"]] if isinstance(state, dict) and "folder" in state else []
+
+
+def distinct_races(result: Any) -> int:
+    """The number of distinct races a run reported: one per location and pair of lines."""
+    return len({(r.location, *sorted((r.first.where, r.second.where))) for r in (result.races or [])})
+
+
+
+def stress_row(
+    scenario: Scenario, backend: str, start_method: str | None, runs: int, seconds: float = DEFAULT_STRESS_SECONDS,
+    budget_left: bool = True,
+) -> dict[str, Any]:
+    """The buggy variant and every fix under ``races.stress``, as the scenario's
+    ``options["stress"]`` declares (align, delays): up to ``runs`` real runs
+    each, fewer once a variant has taken ``seconds`` (at least one run).  A
+    declaration with ``why_not`` (the bug shows only under control, e.g. a run
+    that would hang) is not stressed; one whose ``seconds`` (the real time of
+    one run) exceeds ``seconds`` is skipped as too slow, and so is every
+    scenario once ``budget_left`` is False (``races run --stress-budget``)."""
+    from .stress import stress_scenario, stress_settings
+
+    conf = dict(scenario.options.get("stress") or {})
+    settings = stress_settings(scenario, aligned=True, delayed=True)
+    if settings["why_not"]:
+        return {"why_not": settings["why_not"]}
+    if float(conf.get("seconds", 0)) > seconds:
+        return {"skipped": f"a real run takes {conf['seconds']:g}s"}
+    if not budget_left:
+        return {"skipped": "time budget"}
+    method = start_method if backend == "process" else None
+
+    def one(variant: str) -> dict[str, Any]:
+        outcomes: dict[str, int] = {}
+        deadline = time.monotonic() + seconds
+        done = 0
+        while done < runs and (done == 0 or time.monotonic() < deadline):
+            result = stress_scenario(scenario, variant, runs=1, backend=backend, start_method=method,
+                                     delayed=True, timeout=max(5.0, 2 * seconds))
+            for outcome, count in result.outcomes.items():
+                outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + count
+            done += result.runs
+            if result.runs < 1 or "timeout" in result.outcomes:
+                break
+        failures = sum(n for o, n in outcomes.items() if o != "ok")
+        return {"runs": done, "failures": failures, "outcomes": outcomes}
+
+    bug = one("buggy")
+    return {**bug, "rate": bug["failures"] / bug["runs"] if bug["runs"] else 0.0,
+            "fixes": {fix: one(f"fixed:{fix}") for fix in scenario.fixes}}
 
 
 def _explore_row(name: str, scenario: Scenario, opts: dict[str, Any], max_schedules: int) -> dict[str, Any]:
@@ -271,9 +342,9 @@ def format_row(row: dict[str, Any]) -> list[str]:
     fixes = ", ".join(f"{fix} {'ok' if f['holds'] else 'FAILS'}" for fix, f in row["fixes"].items())
     explored = row.get("explored")
     if explored is None:
-        found = verified = flagged = "skipped (time budget)" if row.get("explore_skipped") else "-"
+        found = verified = "skipped (time budget)" if row.get("explore_skipped") else "-"
     elif "error" in explored:
-        found, verified, flagged = f"explore raised {explored['error']}"[:60], "-", "-"
+        found, verified = f"explore raised {explored['error']}"[:60], "-"
     else:
         runs = f"{explored['schedules']} schedules{', exhaustive' if explored['exhaustive'] else ''}"
         if explored["found"]:
@@ -284,14 +355,31 @@ def format_row(row: dict[str, Any]) -> list[str]:
             f"{'FAILS' if f['failed'] else 'ok'} ({f['schedules']}{', exhaustive' if f['exhaustive'] else ''})"
             for f in explored["fixes"].values()
         )
-        flagged = str(explored["races"])
+    races_found = row.get("races") or {"buggy": 0, "fixes": {}}
+    flagged = f"{races_found['buggy']}" + (
+        f"; fixes {', '.join(str(n) for n in races_found['fixes'].values())}" if races_found["fixes"] else ""
+    )
     bug = f"{row['reproduced']}/{row['runs']} {row['expect']}"
-    return [row["scenario"], where, bug, fixes, found, verified, flagged, f"{row['seconds']:.1f}s"]
+    return [row["scenario"], where, bug, fixes, found, verified, flagged, format_stress(row),
+            f"{row['seconds']:.1f}s"]
+
+
+def format_stress(row: dict[str, Any]) -> str:
+    """The stress cell: the bug's real failures over runs, then each fix's."""
+    stress = row.get("stress")
+    if stress is None:
+        return row.get("stress_skipped") or "-"
+    if "why_not" in stress:
+        return "control only"
+    if "skipped" in stress:
+        return f"skipped ({stress['skipped']})"
+    fixes = ", ".join(f"{f['failures']}/{f['runs']}" for f in stress["fixes"].values())
+    return f"{stress['failures']}/{stress['runs']}; fixes {fixes}"
 
 
 COLUMNS = [
     "scenario", "backend", "bug reproduced", "fixes hold", "found by exploration",
-    "fix verified (schedules, exhaustive)", "races flagged", "time",
+    "fix verified (schedules, exhaustive)", "races flagged (bug; fixes)", "stress failures (bug; fixes)", "time",
 ]
 
 

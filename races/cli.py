@@ -34,6 +34,8 @@ did not hold, an exploration or a replay found a failure, docs are stale),
 
 DEFAULT_MAX_SCHEDULES = 10  # with the budget, keeps the whole catalogue under a minute
 DEFAULT_EXPLORE_BUDGET = 30.0
+DEFAULT_STRESS_RUNS = 10
+DEFAULT_STRESS_BUDGET = 10.0
 
 
 def _backend_args(p: argparse.ArgumentParser, choices: Sequence[str], default: str) -> None:
@@ -70,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="explore on the process backend too (default: thread rows only; the schedules "
                    "are the same, a process run is slower)")
     p.add_argument("--no-explore", action="store_true", help="skip the exploration columns")
+    p.add_argument("--stress-runs", type=int, default=DEFAULT_STRESS_RUNS, metavar="N",
+                   help="real parallel runs (races.stress, as each scenario's options['stress'] declares) of "
+                   "the bug and of each fix; a variant stops early after 1s (default: "
+                   f"{DEFAULT_STRESS_RUNS}; 0: no stress column)")
+    p.add_argument("--stress-budget", type=float, default=DEFAULT_STRESS_BUDGET, metavar="SECONDS",
+                   help="stop stressing once this much time went to it; later rows show 'skipped' "
+                   f"(default: {DEFAULT_STRESS_BUDGET:g})")
+    p.add_argument("--stress-processes", action="store_true",
+                   help="stress on the process backend too (default: thread rows only)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per scenario and backend")
 
     p = sub.add_parser("explore", help="explore the schedules of MODULE:OBJECT (needs races.explore)")
@@ -129,6 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         return _error(f"--repeat must be at least 1, not {args.repeat}")
+    if args.stress_runs < 0:
+        return _error(f"--stress-runs must be 0 or more, not {args.stress_runs}")
     names = args.names or catalogue.scenario_names()
     scenarios = [catalogue.load_scenario(n) for n in names]  # unknown names fail before any run
     backends = ["thread", "process"] if args.backend == "all" else [args.backend]
@@ -137,15 +150,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("races run: races.explore is not available: exploration columns show '-'", file=sys.stderr)
     rows = []
     spent = 0.0  # seconds spent exploring
+    stressed = 0.0  # seconds spent stressing
     for i, (name, backend) in enumerate(jobs, start=1):
         print(f"races run: [{i}/{len(jobs)}] {name} ({backend}) ...", file=sys.stderr, end=" ", flush=True)
         explore = not args.no_explore and (backend == "thread" or args.explore_processes)
         within_budget = spent < args.explore_budget
+        stress = args.stress_runs > 0 and (backend == "thread" or args.stress_processes)
+        stress_within_budget = stressed < args.stress_budget
         row = catalogue.check(
-            name, backend, args.start_method, args.repeat, args.max_schedules, explore and within_budget
+            name, backend, args.start_method, args.repeat, args.max_schedules, explore and within_budget,
+            stress_runs=args.stress_runs if stress else 0, stress_budget_left=stress_within_budget,
         )
         spent += row["explore_seconds"]
+        stressed += row["stress_seconds"]
         row["explore_skipped"] = explore and not within_budget and catalogue.explore_available()
+        if args.stress_runs > 0 and row["stress"] is None:
+            row["stress_skipped"] = "threads only"
         print(f"{'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.1f}s", file=sys.stderr, flush=True)
         rows.append(row)
     failed = [r for r in rows if not r["ok"]]

@@ -8,8 +8,9 @@ each; users may write their own for ``races explore MODULE:OBJECT``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from ._core.result import Result
 from ._core.runner import replay, run
@@ -23,10 +24,10 @@ class Scenario:
     fixes: Mapping[str, Mapping[str, Callable[[Any], Any]]]
     schedule: Sequence[str]
     expect: str
-    invariant: Optional[Callable[[Any], Any]] = None
-    teardown: Optional[Callable[[Any], Any]] = None
-    backends: Tuple[str, ...] = ("thread", "process")
-    options: Dict[str, Any] = field(default_factory=dict)
+    invariant: Callable[[Any], Any] | None = None
+    teardown: Callable[[Any], Any] | None = None
+    backends: tuple[str, ...] = ("thread", "process")
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def doc(self) -> str:
@@ -37,7 +38,7 @@ class Scenario:
     def summary(self) -> str:
         return self.doc.splitlines()[0] if self.doc else self.name
 
-    def variants(self) -> Dict[str, Mapping[str, Callable[[Any], Any]]]:
+    def variants(self) -> dict[str, Mapping[str, Callable[[Any], Any]]]:
         return {"buggy": self.buggy, **{f"fixed:{k}": v for k, v in self.fixes.items()}}
 
     def tasks_for(self, variant: str) -> Mapping[str, Callable[[Any], Any]]:
@@ -48,12 +49,12 @@ class Scenario:
                 f"scenario {self.name!r} has no variant {variant!r}; it has {', '.join(self.variants())}"
             ) from None
 
-    def run_options(self, **options: Any) -> Dict[str, Any]:
+    def run_options(self, **options: Any) -> dict[str, Any]:
         """The options for ``races.run``/``replay``: ``self.options`` without the
         ``stress`` declaration (read by ``races.stress``), overridden by ``options``."""
         return {**{k: v for k, v in self.options.items() if k != "stress"}, **options}
 
-    def run(self, variant: str = "buggy", schedule: Optional[Sequence[str]] = None, **options: Any) -> Result:
+    def run(self, variant: str = "buggy", schedule: Sequence[str] | None = None, **options: Any) -> Result:
         """Run one variant; the forcing schedule is the default."""
         opts = self.run_options(**options)
         return run(

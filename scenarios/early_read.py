@@ -42,14 +42,14 @@ def setup():
     return SimpleNamespace(data=data, seen=races.manager().dict())
 
 
-def task(data, l):  # noqa: E741 -- the notes' name
+def task(data, l):
     with l:
         num = data["num"]
         time.sleep(0.3)  # ten of these take three seconds
         data["num"] = num - 1
 
 
-def start_all(data, l):  # noqa: E741
+def start_all(data, l):
     ps = [Process(target=task, args=(data, l)) for _ in range(TASKS)]
     for p in ps:
         p.start()
@@ -57,7 +57,7 @@ def start_all(data, l):  # noqa: E741
 
 
 def main(state):
-    l = Lock()  # noqa: E741
+    l = Lock()
     start_all(state.data, l)
     time.sleep(2)  # the bug: a guess at how long the children take
     with l:  # no data race, and still too early
@@ -65,7 +65,7 @@ def main(state):
 
 
 def main_joins(state):
-    l = Lock()  # noqa: E741
+    l = Lock()
     for p in start_all(state.data, l):
         p.join()  # the fix: wait for the children themselves
     with l:

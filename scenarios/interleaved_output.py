@@ -79,5 +79,5 @@ SCENARIO = Scenario(
     schedule=["task1:sleep", "task2:sleep"],
     expect="invariant",
     invariant=greetings_are_whole,
-    options={"stress": {"align": None, "delays": {}}},
+    options={"stress": {"align": None, "delays": {}, "seconds": 6.0}},  # a real run sleeps 2 x 3 s
 )

@@ -40,7 +40,7 @@ def setup():
     return SimpleNamespace(seen=races.manager().dict())  # what the main program saw
 
 
-def task(data, l):  # noqa: E741 -- the notes' name
+def task(data, l):
     l.acquire()
     num = data["num"]
     time.sleep(0.1)  # 时间过长,子进程就会死掉
@@ -49,7 +49,7 @@ def task(data, l):  # noqa: E741 -- the notes' name
 
 
 def start_all(data):
-    l = Lock()  # noqa: E741
+    l = Lock()
     ps = [Process(target=task, args=(data, l)) for _ in range(TASKS)]
     for p in ps:
         p.start()

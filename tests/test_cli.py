@@ -212,3 +212,75 @@ def test_run_skips_exploration_once_the_budget_is_spent(capsys, monkeypatch):
     assert main(["run", "torn_read", "--backend", "thread", "--explore-budget", "0", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert calls == [] and rows[0]["explored"] is None and rows[0]["explore_skipped"] is True
+
+
+# -- the race detector and stress columns -------------------------------------------
+def test_run_json_has_the_detector_and_stress_counts(capsys):
+    argv = ["run", "ticket_oversell", "double_acquire", "--backend", "thread", "--no-explore",
+            "--stress-runs", "3", "--json"]
+    assert main(argv) == 0
+    ticket, double = json.loads(capsys.readouterr().out)
+    # the detector, on a serial run: the buggy variant's races, none in the fix
+    assert ticket["races"]["buggy"] >= 1 and ticket["races"]["fixes"] == {"lock": 0}
+    assert double["races"] == {"buggy": 0, "fixes": {"release_first": 0, "rlock": 0}}
+    # stress, as options["stress"] declares: the aligned bug fails for real, the fix never
+    stress = ticket["stress"]
+    assert 1 <= stress["runs"] <= 3 and stress["failures"] == stress["runs"] and stress["rate"] == 1.0
+    assert stress["outcomes"] == {"invariant": stress["runs"]}
+    assert stress["fixes"]["lock"]["failures"] == 0 and 1 <= stress["fixes"]["lock"]["runs"] <= 3
+    # a deadlock would hang a real run: not stressed, and the declaration says why
+    assert set(double["stress"]) == {"why_not"} and "hang" in double["stress"]["why_not"]
+
+
+def test_run_table_shows_the_detector_and_stress_columns(capsys):
+    assert main(["run", "ticket_oversell", "queue_full", "--backend", "all", "--no-explore",
+                 "--stress-runs", "2"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "races flagged (bug; fixes)" in header and "stress failures (bug; fixes)" in header
+    lines = {tuple(line.split()[:2]): line for line in out.splitlines()[2:] if line.strip()}
+    assert "2/2; fixes 0/" in lines[("ticket_oversell", "thread")]
+    assert "threads only" in lines[("ticket_oversell", "process/forkserver")] or \
+        "threads only" in lines[("ticket_oversell", "process/spawn")]
+    assert "control only" in lines[("queue_full", "thread")]
+    assert "0; fixes 0, 0, 0" in lines[("queue_full", "thread")]
+
+
+def test_stress_runs_0_leaves_the_column_out_and_the_budget_skips_rows(capsys):
+    assert main(["run", "torn_read", "--backend", "thread", "--no-explore", "--stress-runs", "0", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["stress"] is None and row["races"]["buggy"] == 1
+    assert main(["run", "torn_read", "double_acquire", "--backend", "thread", "--no-explore",
+                 "--stress-budget", "0", "--json"]) == 0
+    torn, double = json.loads(capsys.readouterr().out)
+    assert torn["stress"] == {"skipped": "time budget"} and "why_not" in double["stress"]
+
+
+def test_stress_processes_stresses_the_process_rows(capsys):
+    assert main(["run", "ticket_oversell", "--backend", "process", "--no-explore", "--stress-processes",
+                 "--stress-runs", "2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["backend"] == "process" and row["stress"]["runs"] >= 1
+    assert row["stress"]["fixes"]["lock"]["failures"] == 0
+
+
+def test_a_fix_that_fails_under_stress_or_is_flagged_fails_the_row(capsys, monkeypatch):
+    real = catalogue.stress_row
+
+    def fix_fails(*args, **kwargs):
+        row = real(*args, **kwargs)
+        row["fixes"]["lock"] = {"runs": 1, "failures": 1, "outcomes": {"invariant": 1}}
+        return row
+
+    monkeypatch.setattr(catalogue, "stress_row", fix_fails)
+    assert main(["run", "ticket_oversell", "--backend", "thread", "--no-explore", "--stress-runs", "1"]) == 1
+    assert "fixes 1/1" in capsys.readouterr().out
+    monkeypatch.setattr(catalogue, "stress_row", real)
+    monkeypatch.setattr(catalogue, "distinct_races", lambda result: 1)
+    assert main(["run", "ticket_oversell", "--backend", "thread", "--no-explore", "--stress-runs", "0"]) == 1
+    assert "1; fixes 1" in capsys.readouterr().out
+
+
+def test_negative_stress_runs_is_exit_2(capsys):
+    assert main(["run", "torn_read", "--stress-runs", "-1"]) == 2
+    _one_error_line(capsys, "--stress-runs")
