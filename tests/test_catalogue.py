@@ -67,3 +67,59 @@ def test_every_fix_holds(name, backend):
         assert natural.failure is None, natural.report()
         forced = scenario.run(f"fixed:{fix}", **_mode(backend))
         assert forced.failure is None or forced.failure.kind == "schedule", forced.report()
+
+
+@pytest.mark.parametrize("name", scenarios.NAMES)
+def test_scenario_declares_how_to_stress_it(name):
+    """Issue 8: every scenario says how ``races.stress`` shows its bug for real
+    (``align`` and ``delays``), or why only control shows it (``why_not``)."""
+    conf = scenarios.load(name).options.get("stress")
+    assert isinstance(conf, dict), f"{name} has no options['stress']"
+    if "why_not" in conf:
+        assert isinstance(conf["why_not"], str) and len(conf["why_not"]) > 20
+        assert "align" not in conf and "delays" not in conf
+    else:
+        assert {"align", "delays"} <= set(conf) <= {"align", "delays", "seconds"}
+        assert isinstance(conf["delays"], dict)
+    if scenarios.load(name).expect in ("deadlock", "blocked"):
+        assert "why_not" in conf, "a run that hangs cannot be stressed on threads"
+
+
+def test_the_stress_declaration_is_not_a_run_option(monkeypatch):
+    import races.scenario
+
+    seen = {}
+
+    def fake_run(setup, tasks, invariant, **options):
+        seen.update(options)
+
+    monkeypatch.setattr(races.scenario, "run", fake_run)
+    monkeypatch.setattr(races.scenario, "replay", lambda token, *a, **options: seen.update(options))
+    scenario = scenarios.load("ticket_oversell")
+    assert "stress" in scenario.options
+    scenario.run("buggy", backend="thread")
+    assert "stress" not in seen and seen["backend"] == "thread"
+    seen.clear()
+    scenario.replay("R1.x", backend="thread")
+    assert "stress" not in seen and seen["backend"] == "thread"
+
+
+STRESSED = [name for name in scenarios.NAMES
+            if "why_not" not in scenarios.load(name).options["stress"]
+            and not scenarios.load(name).options["stress"].get("seconds")]
+
+
+@pytest.mark.parametrize("name", STRESSED)
+def test_declared_stress_shows_the_bug_and_no_fix_fails(name):
+    """Under its declaration the bug fails some of three real thread runs, and no
+    fix ever does (lock_granularity's window has no point to align at and fails
+    only a few real runs in a hundred: only its fix is checked here)."""
+    from races.stress import stress_scenario
+
+    scenario = scenarios.load(name)
+    if name != "lock_granularity":
+        bug = stress_scenario(scenario, "buggy", runs=3, backend="thread", delayed=True)
+        assert bug.failures >= 1, bug.report()
+    for fix in scenario.fixes:
+        fixed = stress_scenario(scenario, f"fixed:{fix}", runs=1, backend="thread", delayed=True)
+        assert fixed.failures == 0, fixed.report()
