@@ -396,6 +396,18 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
 
 
 # -- docs/scenarios.md ---------------------------------------------------------
+def _stress_doc(scenario: Scenario) -> str:
+    conf = dict(scenario.options.get("stress") or {})
+    if not conf:
+        return "not declared"
+    if conf.get("why_not"):
+        return f"not stressed: {conf['why_not']}"
+    align = f"aligned at `{conf['align']}`" if conf.get("align") else "unaligned"
+    delays = ", ".join(f"`{k}` {v:g}s" for k, v in (conf.get("delays") or {}).items())
+    slow = f"; a real run takes {conf['seconds']:g}s" if conf.get("seconds") else ""
+    return f"real runs, {align}{', delays ' + delays if delays else ''}{slow}"
+
+
 def docs_path() -> Path:
     return Path(catalogue_module().__file__).resolve().parent.parent / "docs" / "scenarios.md"
 
@@ -421,6 +433,7 @@ def render_docs() -> str:
             f"- Expected failure kind: `{scenario.expect}`",
             f"- Fixes: {', '.join(f'`{f}`' for f in scenario.fixes)}",
             f"- Backends: {', '.join(scenario.backends)}",
+            f"- Under `races.stress`: {_stress_doc(scenario)}",
             f"- Source: [`scenarios/{name}.py`](../scenarios/{name}.py)",
             "",
         ]
