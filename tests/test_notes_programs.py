@@ -207,3 +207,28 @@ def test_a_schedule_naming_a_child_before_it_exists_is_infeasible():
     result = races.run(nothing, {"main": notes.daemon_main}, schedule=["main/Process-1"])
     assert result.failure.kind == "schedule"
     assert "task 'main/Process-1' is not started yet" in result.failure.message
+
+
+@pytest.mark.parametrize(
+    "program, setup",
+    [
+        (notes.daemon_main, nothing),
+        (notes.lock_main, nothing),
+        (notes.ticket_main, notes.ticket_setup),
+        (notes.producer_consumer_main, nothing),
+        (notes.join_main, nothing),
+    ],
+    ids=["daemon", "lock", "ticket", "producer_consumer", "join"],
+)
+def test_programs_hold_under_100_random_interleavings(program, setup):
+    result = races.explore(setup, {"main": program}, strategy="random", max_schedules=THREAD_RUNS)
+    assert not result.failed, result.report()
+    assert result.schedules == THREAD_RUNS
+
+
+def test_daemon_thread_taking_the_controllers_turn_can_be_terminated():
+    from tests.test_dynamic_tasks import starts_daemon_and_ends, starts_daemon_thread
+
+    for program in (starts_daemon_and_ends, starts_daemon_thread):
+        result = races.explore(nothing, {"main": program}, strategy="random", max_schedules=50)
+        assert not result.failed, result.report()

@@ -21,6 +21,7 @@ the work they never did); when only daemons are left, the program has exited.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import diagnose
@@ -386,9 +387,15 @@ class Controller:
             # its last messages use the plain handoff
             handle.driver = None  # type: ignore[attr-defined]
         was = t.pending
-        note = handle.stop(t.status == "pending", grace=2.0)
-        if note:
-            self.notes.append(note)
+        thread = getattr(handle, "thread", None)
+        if thread is not None and thread.ident == threading.get_ident():
+            # inline mode: this very task's thread is taking the controller's
+            # turn; it is aborted at its step as soon as it waits there
+            handle.grant(("abort",))
+        else:
+            note = handle.stop(t.status == "pending", grace=2.0)
+            if note:
+                self.notes.append(note)
         t.status = "terminated"
         self.trace.append(TraceEntry(
             len(self.trace) + 1, t.name, f"(terminated: {reason})", "terminated", None,
