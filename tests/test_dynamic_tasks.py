@@ -339,3 +339,27 @@ def test_a_child_that_leaves_queue_items_is_warned_about(backend):
     assert any(
         w.startswith("main/Process-1 ended with 1 item on queue Queue1 that nobody has taken") for w in result.warnings
     ), result.warnings
+
+
+class Worker(multiprocessing.Process):
+    def __init__(self, q):
+        super().__init__()
+        self.q = q
+
+    def run(self):
+        self.q.put(self.name)
+
+
+def runs_a_subclass(state):
+    q = multiprocessing.Queue()
+    w = Worker(q)
+    w.start()
+    assert q.get() == "Process-1"
+    w.join()
+    assert w.exitcode == 0
+
+
+def test_a_process_subclass_runs_its_run_method(backend):
+    result = races.run(nothing, {"main": runs_a_subclass}, **backend)
+    assert not result.failed, result.report()
+    assert "main/Process-1" in result.task_names
