@@ -226,13 +226,16 @@ class DFSExplorer:
             hb_incl[j] = acc | (1 << j)
             if races:
                 # i races with j unless another direct predecessor already follows i
-                for i in races:
-                    via = 0
-                    for k in preds:
-                        if k != i:
-                            via |= hb_incl[k]
-                    if not (via >> i) & 1:
-                        self._add_backtrack(run, i, task_j)
+                m = len(preds)
+                racing = frozenset(races)  # membership only; preds keeps the order
+                suffix = [0] * (m + 1)
+                for x in range(m - 1, -1, -1):
+                    suffix[x] = suffix[x + 1] | hb_incl[preds[x]]
+                prefix = 0
+                for x, k in enumerate(preds):
+                    if k in racing and not ((prefix | suffix[x + 1]) >> k) & 1:
+                        self._add_backtrack(run, k, task_j)
+                    prefix |= hb_incl[k]
             last_of_task[task_j] = j
 
     def _add_backtrack(self, run: DFSRun, i: int, task: str) -> None:
