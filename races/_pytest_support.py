@@ -314,17 +314,23 @@ def _exempt(cmdline: Sequence[str]) -> bool:
     return any(marker in text for marker in EXEMPT_CMDLINES)
 
 
-def _service_pids() -> set[int]:
-    """Pids of the harness's service processes (task templates, the shared
-    Manager), when the engine has started any."""
-    if "races._core.template" not in sys.modules and "races._core.shared_manager" not in sys.modules:
-        return set()
-    try:
-        from races._core.services import service_pids
+# engine modules that keep long-lived service processes (warm templates, the shared
+# Manager) and list them with ``service_pids()``
+SERVICE_MODULES = ("races._core.template", "races._core.shared_manager")
 
-        return set(service_pids())
-    except Exception:  # noqa: BLE001 - a leak check must not crash on the engine's state
-        return set()
+
+def _service_pids() -> set[int]:
+    """Pids of the harness's service processes, when the engine has started any."""
+    pids: set[int] = set()
+    for name in SERVICE_MODULES:
+        lister = getattr(sys.modules.get(name), "service_pids", None)
+        if lister is None:
+            continue
+        try:
+            pids.update(lister())
+        except Exception:  # noqa: BLE001, S112 - a leak check must not crash on the engine's state
+            continue
+    return pids
 
 
 def _thread_exempt(thread: threading.Thread) -> bool:

@@ -242,9 +242,20 @@ def test_helpers_and_template_processes_are_not_leaks(pytester: pytest.Pytester)
         def test_template(races):
             code = "import threading; threading.Event().wait()"
             conftest.TEMPLATES.append(subprocess.Popen([sys.executable, "-c", code, "races-template"]))
+
+        def manager_setup():
+            return racelib.manager().dict(n=0)
+
+        def bump(d):
+            d["n"] = d["n"] + 1
+
+        @pytest.mark.races(backend="process", start_method="spawn")
+        def test_shared_manager(races):
+            if hasattr(racelib, "manager"):  # the harness's warm Manager server stays up
+                assert not races.run(manager_setup, {"a": bump}, None).failed
     """)
     result = pytester.runpytest_subprocess(timeout=TIMEOUT)
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 # -- pytest-timeout ---------------------------------------------------------------------
