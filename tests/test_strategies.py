@@ -85,10 +85,12 @@ def test_dependence():
     lock = races.Step("lock", "acquire", "L1")
     other = races.Step("lock", "acquire", "L2")
     point = races.Step("point", "p")
-    assert dependent(lock, lock._replace(name="release"))
-    assert not dependent(lock, other)
-    assert not dependent(lock, point)
-    assert dependent(point, point, "dependent")
+    # the default: the code after any step may touch anything, so all steps conflict
+    assert dependent(lock, other) and dependent(lock, point) and dependent(point, point)
+    # "independent": only steps on the same controlled object conflict
+    assert dependent(lock, lock._replace(name="release"), "independent")
+    assert not dependent(lock, other, "independent")
+    assert not dependent(lock, point, "independent")
     assert not dependent(point, point, "independent")
 
 

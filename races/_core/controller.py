@@ -242,7 +242,7 @@ class Controller:
                 raise _Stop(diagnose.no_task_can_run(self, live))
             current = self.current.name if self.current is not None else None
             name = self.strategy.choose(
-                [t.name for t in enabled], current, {t.name: t.pending for t in enabled}
+                [t.name for t in enabled], current, {t.name: t.pending for t in live}
             )
             return self._by_name[name]
 

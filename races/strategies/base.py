@@ -11,7 +11,8 @@ class Strategy:
 
     ``enabled`` are the names of the tasks that can run (in task order),
     ``current`` the task that ran last (None before the first step) and
-    ``pending`` maps each enabled task to the :class:`Step` it stands at.
+    ``pending`` maps every live task (enabled or blocked) to the :class:`Step`
+    it stands at.
     """
 
     def choose(

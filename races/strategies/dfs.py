@@ -13,11 +13,12 @@ after each run every pair of dependent steps of different tasks that could
 have happened in the other order (a race: not ordered by program order or a
 chain of other dependencies) adds the later task as a choice at the earlier
 step's node.  Two steps are dependent when they touch the same object (the
-same lock, Manager object or queue: the same ``Step.obj``).  Steps without an
-object (``races.point``, ``sleep``, a task's start) depend on each other when
-``points="dependent"`` (the default, sound for code that shares plain Python
-objects between points) and on nothing when ``points="independent"`` (only
-right when every piece of shared state goes through a controlled object).
+same lock, Manager object or queue: the same ``Step.obj``) when
+``points="independent"``, which is only right when every piece of shared
+state goes through a controlled object; with ``points="dependent"`` (the
+default) every two steps of different tasks are, because the code between
+two sync points may share anything (see :func:`dependent`).  A blocked task's
+pending step takes part too (``next(s, p)``), so lock-order deadlocks are found.
 
 ``reduction=False`` explores every enabled choice at every node.
 
@@ -50,10 +51,18 @@ class NondeterminismError(RacesError, RuntimeError):
 
 
 def dependent(a: Step, b: Step, points: str = "dependent") -> bool:
-    """Whether steps ``a`` and ``b`` (of different tasks) may not commute."""
-    if a.obj is not None or b.obj is not None:
-        return a.obj is not None and a.obj == b.obj
-    return points == "dependent"
+    """Whether steps ``a`` and ``b`` (of different tasks) may not commute.
+
+    A step stands for itself *and* the code that runs after it up to the next
+    sync point, which may touch anything (a file, a plain attribute).  So with
+    ``points="dependent"`` (the default) every two steps of different tasks are
+    dependent: sound for any program, and the search is plain DFS with sleep
+    sets.  With ``points="independent"`` only steps on the same controlled
+    object are: right when every piece of shared state goes through a
+    controlled object (a Manager, a races primitive, a watched file)."""
+    if points == "dependent":
+        return True
+    return a.obj is not None and a.obj == b.obj
 
 
 class Node:
@@ -237,6 +246,28 @@ class DFSExplorer:
                         self._add_backtrack(run, k, task_j)
                     prefix |= hb_incl[k]
             last_of_task[task_j] = j
+        self._pending_races(run, hb_incl)
+
+    def _pending_races(self, run: DFSRun, hb_incl: list[int]) -> None:
+        """Flanagan and Godefroid's ``next(s, p)``: at every state, the step each
+        task stands at (taken later or never: a blocked acquire) races with the
+        last dependent step of another task that does not happen before it.
+        Without this, a task that only ever *waits* for a lock the other task
+        took first never gets to take it first: lock-order deadlocks hide."""
+        decisions = run.decisions
+        last_of_task: dict[str, int] = {}
+        for j, pending in enumerate(run.pendings[: len(decisions)]):
+            for task, step in pending.items():
+                mine = last_of_task.get(task)
+                hb = hb_incl[mine] if mine is not None else 0
+                for i in range(j - 1, -1, -1):
+                    task_i, step_i = decisions[i]
+                    if task_i == task or not dependent(step_i, step, self.points):
+                        continue
+                    if not (hb >> i) & 1:
+                        self._add_backtrack(run, i, task)
+                        break
+            last_of_task[decisions[j][0]] = j
 
     def _add_backtrack(self, run: DFSRun, i: int, task: str) -> None:
         if i >= len(run.path):
@@ -274,6 +305,8 @@ class DFSRun(Strategy):
         self.prefix: list[str] = (node.choices() + [choice]) if node is not None else []  # type: ignore[list-item]
         self.path: list[Node] = []  # tree nodes of this run's decisions (until a sleep-set block)
         self.decisions: list[tuple[str, Step]] = []  # (task, canonical step) per decision
+        # before each decision: the step every live task stands at, blocked ones too
+        self.pendings: list[dict[str, Step]] = []
         self.blocked = False
         self.preemptions = 0
         self._canon = _Canon()
@@ -286,6 +319,10 @@ class DFSRun(Strategy):
         ex = self.explorer
         position = len(self.decisions)
         steps = {name: self._canon.step((pending or {}).get(name) or Step("point", name)) for name in enabled}
+        self.pendings.append({
+            name: steps[name] if name in steps else self._canon.step(step)
+            for name, step in (pending or {}).items()
+        })
         if position < len(self.prefix):
             node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
             if node is None or node.enabled != tuple(enabled):
