@@ -14,8 +14,8 @@ and the schedule that forces it.  'races list' names them, 'races show NAME'
 tells the story, prints the code and runs the bug, 'races run' checks every
 bug still reproduces and every fix holds.
 
-For your own code, 'races explore MODULE:OBJECT' and 'races replay TOKEN
-MODULE:OBJECT' import MODULE (the current directory is on the path) and take
+For your own code, 'races explore MODULE:OBJECT', 'races replay TOKEN
+MODULE:OBJECT' and 'races stress MODULE:OBJECT' import MODULE (the current directory is on the path) and take
 its attribute OBJECT, which is either a races.Scenario, or a dict or namespace
 (a class, a SimpleNamespace, a module) holding 'setup' (a callable returning
 the shared state), 'tasks' (a dict of name -> callable taking the state, or a
@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="MODULE:OBJECT")
     _backend_args(p, ["thread", "process"], "thread")
     p.add_argument("--variant", default="buggy", help="for a Scenario: buggy (default) or fixed:NAME")
+
+    p = sub.add_parser("stress", help="run MODULE:OBJECT for real, in parallel, N times; count the outcomes")
+    p.add_argument("target", metavar="MODULE:OBJECT")
+    _backend_args(p, ["thread", "process"], "thread")
+    p.add_argument("--variant", default="buggy", help="for a Scenario: buggy (default) or fixed:NAME")
+    p.add_argument("--runs", type=int, default=100, metavar="N", help="default: 100")
+    p.add_argument("--align", default=None, metavar="POINT",
+                   help="every task waits at races.point(POINT) on a real barrier (default: a Scenario's "
+                        "declared alignment, else none)")
+    p.add_argument("--delay", action="append", default=[], metavar="TASK:POINT=SECONDS",
+                   help="a real sleep at a point, to widen a window (repeatable; POINT=SECONDS for every task)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per run (default: 5)")
 
     p = sub.add_parser("docs", help="write docs/scenarios.md from the scenario modules")
     p.add_argument("--check", action="store_true", help="exit 1 if the file is not current; write nothing")
@@ -208,6 +220,44 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _delays(items: Sequence[str]) -> dict:
+    from .catalogue import TargetError
+
+    delays = {}
+    for item in items:
+        key, sep, seconds = item.rpartition("=")
+        try:
+            delays[key] = float(seconds)
+        except ValueError:
+            raise TargetError(f"--delay {item!r} is not TASK:POINT=SECONDS (or POINT=SECONDS)") from None
+        if not sep or not key:
+            raise TargetError(f"--delay {item!r} is not TASK:POINT=SECONDS (or POINT=SECONDS)")
+    return delays
+
+
+def cmd_stress(args: argparse.Namespace) -> int:
+    from .catalogue import as_target, load_object
+    from .stress import stress, stress_settings
+
+    obj = load_object(args.target)
+    target = as_target(obj, args.target, args.variant)
+    align, delays = args.align, _delays(args.delay)
+    if align is None and not delays and hasattr(obj, "options"):
+        declared = stress_settings(obj)
+        align, delays = declared["align"], declared["delays"]
+    if args.runs < 1:
+        return _error("--runs must be at least 1")
+    try:
+        result = stress(
+            target.setup, target.tasks, target.invariant, runs=args.runs, align=align, delays=delays,
+            timeout=args.timeout, teardown=target.teardown, **_options(args),
+        )
+    except ValueError as exc:
+        return _error(str(exc))
+    print(result.report())
+    return 1 if result.failures else 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from .catalogue import docs_path, render_docs
 
@@ -227,7 +277,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "list": cmd_list, "show": cmd_show, "run": cmd_run,
-    "explore": cmd_explore, "replay": cmd_replay, "docs": cmd_docs,
+    "explore": cmd_explore, "replay": cmd_replay, "stress": cmd_stress, "docs": cmd_docs,
 }
 
 

@@ -284,3 +284,29 @@ def test_a_fix_that_fails_under_stress_or_is_flagged_fails_the_row(capsys, monke
 def test_negative_stress_runs_is_exit_2(capsys):
     assert main(["run", "torn_read", "--stress-runs", "-1"]) == 2
     _one_error_line(capsys, "--stress-runs")
+
+
+def test_stress_a_scenario_uses_its_declared_alignment(capsys):
+    code = main(["stress", "scenarios.ticket_oversell:SCENARIO", "--runs", "5"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "stress: 5 runs" in out and "align='paying'" in out
+    assert "invariant" in out and "FAILURE" in out
+
+
+def test_stress_a_fix_exits_0(capsys):
+    code = main(["stress", "scenarios.ticket_oversell:SCENARIO", "--variant", "fixed:lock", "--runs", "5"])
+    assert code == 0
+    assert "failure rate: 0.0% (0/5)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--delay", "paying"], "--delay 'paying' is not TASK:POINT=SECONDS"),
+    (["--delay", "nobody:paying=0.01"], "unknown task 'nobody'"),
+    (["--runs", "0"], "--runs must be at least 1"),
+])
+def test_stress_bad_options_are_one_line_and_exit_2(extra, needle, capsys):
+    code = main(["stress", "scenarios.ticket_oversell:SCENARIO", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
