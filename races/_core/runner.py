@@ -13,6 +13,7 @@ from . import schedule as schedule_mod
 from . import token as token_mod
 from .controller import Controller, TaskHandle
 from .errors import ReplayError, SetupError, TaskError
+from ..detect.lock_order import LockOrder
 from .result import Result
 from .step import Failure
 from .thread_transport import ThreadTask, describe_exception
@@ -212,6 +213,7 @@ def run(
             handles, strategy or NonPreemptive(), schedule_mod.ScheduleDriver(steps), timeout, max_steps
         )
         controller.spawner = spawner
+        controller.observers.append(LockOrder(controller.warnings))
         detector = _detect.start(controller, detect_races)
         _watch.start(watch, state)
         if patch and backend == "thread":
