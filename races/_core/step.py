@@ -95,13 +95,22 @@ def _is_user_frame(filename: str) -> bool:
     return not filename.startswith(_SKIP_DIRS)
 
 
+_short: dict = {}
+
+
 def short_path(filename: str) -> str:
-    """A path as reports print it: relative to the working directory when below it."""
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if rel.startswith("..") else rel
+    """A path as reports print it: relative to the working directory when below it.
+
+    Cached per (working directory, file): it is asked at every step."""
+    key = (os.getcwd(), filename)
+    found = _short.get(key)
+    if found is None:
+        try:
+            rel = os.path.relpath(filename)
+        except ValueError:
+            rel = filename
+        found = _short[key] = filename if rel.startswith("..") else rel
+    return found
 
 
 def caller_location(depth: int = 2) -> str:
