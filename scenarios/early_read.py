@@ -25,6 +25,7 @@ for every child, then read.  The main program never sleeps, so under the
 forcing schedule the interleaving is impossible (``schedule``), and the
 natural run reads 0.
 """
+# ruff: noqa: E741  (``l`` is the notes' own name for the lock)
 from __future__ import annotations
 
 import time

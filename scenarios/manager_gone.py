@@ -24,6 +24,7 @@ The fix.  Join the children before the Manager shuts down (``join``):
 forcing schedule's sleep is then gone (``schedule``), and the natural run
 leaves ``num`` at 0, which the main program reports to the invariant.
 """
+# ruff: noqa: E741  (``l`` is the notes' own name for the lock)
 from __future__ import annotations
 
 import time

@@ -75,7 +75,7 @@ class Node:
                  steps: Mapping[str, Step], sleep: list[tuple[str, Step]], cost: int) -> None:
         self.parent = parent
         self.via = via
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         self.enabled = tuple(enabled)
         self.current = current
         self.steps = dict(steps)
@@ -92,10 +92,10 @@ class Node:
 
     def choices(self) -> list[str]:
         """The path's choices from the root to this node (exclusive)."""
-        out = []
+        out: list[str] = []
         node: Node | None = self
         while node is not None and node.parent is not None:
-            out.append(node.via)
+            out.append(node.via)  # type: ignore[arg-type]  # only the root has no via
             node = node.parent
         return list(reversed(out))
 
