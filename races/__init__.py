@@ -3,38 +3,18 @@ threads and multiprocessing.
 
 Tasks run one at a time; at every sync point the controller decides who goes
 next.  A schedule reproduces a failure every time; a token replays a run.
+
+Importing ``races`` is cheap (the pytest plugin is loaded by every pytest
+run): ``races.point`` and ``races.in_task`` are defined here, everything else
+is imported from its module on first use (PEP 562).
 """
 from __future__ import annotations
 
-from typing import Optional
+import importlib
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._core.agent import current as _current
-from ._core.errors import RacesError, ReplayError, ScheduleError, SetupError, TaskAborted, TaskError
-from ._core.result import Result
-from ._core.explore import explore, check, ScheduleFailure
-from ._core.runner import mp_context, replay, run
-from ._core.shared_manager import manager
-from ._core.step import FAILURE_KINDS, Failure, Step, TraceEntry
-from .detect import Race
-from .shared import shared
-from .primitives import (
-    Array,
-    Barrier,
-    BoundedSemaphore,
-    BrokenBarrierError,
-    Condition,
-    Event,
-    JoinableQueue,
-    Lock,
-    Pipe,
-    Queue,
-    RLock,
-    Semaphore,
-    SimpleQueue,
-    Value,
-)
-from .stress import StressResult, stress
-from .stress import _hooks as _stress_hooks
+from ._stress_hook import hooks as _stress_hooks
 
 __version__ = "0.1.0"
 
@@ -46,8 +26,14 @@ def point(name: str) -> None:
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"point name {name!r} is invalid: use a non-empty string without ':'")
         agent.step("point", name)
-    elif _stress_hooks.active:  # races.stress: a real rendezvous/delay, see races/stress.py
+    elif _stress_hooks.active:  # races.stress: a real rendezvous/delay, see races/stress_mode.py
         _stress_hooks.point(name)
+
+
+def in_task() -> Optional[str]:
+    """The name of the controlled task the caller runs in, or None."""
+    agent = _current()
+    return agent.name if agent is not None else None
 
 
 def shutdown() -> None:
@@ -60,50 +46,45 @@ def shutdown() -> None:
     shared_manager.shutdown()
 
 
-def in_task() -> Optional[str]:
-    """The name of the controlled task the caller runs in, or None."""
-    agent = _current()
-    return agent.name if agent is not None else None
+_PRIMITIVES = (
+    "Array", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event", "JoinableQueue",
+    "Lock", "Pipe", "Queue", "RLock", "Semaphore", "SimpleQueue", "Value",
+)
+_LAZY: Dict[str, Tuple[str, str]] = {
+    **{name: (".primitives", name) for name in _PRIMITIVES},
+    **{name: ("._core.errors", name) for name in (
+        "RacesError", "ReplayError", "ScheduleError", "SetupError", "TaskAborted", "TaskError")},
+    **{name: ("._core.step", name) for name in ("FAILURE_KINDS", "Failure", "Step", "TraceEntry")},
+    "Result": ("._core.result", "Result"),
+    "run": ("._core.runner", "run"),
+    "replay": ("._core.runner", "replay"),
+    "mp_context": ("._core.runner", "mp_context"),
+    "explore": ("._core.explore", "explore"),
+    "check": ("._core.explore", "check"),
+    "ScheduleFailure": ("._core.explore", "ScheduleFailure"),
+    "manager": ("._core.shared_manager", "manager"),
+    "Race": (".detect", "Race"),
+    "shared": (".shared", "shared"),
+    "stress": (".stress_mode", "stress"),
+    "StressResult": (".stress_mode", "StressResult"),
+    "Scenario": (".scenario", "Scenario"),
+    "strategies": (".strategies", ""),
+}
 
 
-__all__ = [
-    "Array",
-    "Barrier",
-    "BoundedSemaphore",
-    "BrokenBarrierError",
-    "Condition",
-    "Event",
-    "FAILURE_KINDS",
-    "Failure",
-    "JoinableQueue",
-    "Lock",
-    "Pipe",
-    "Queue",
-    "Race",
-    "RLock",
-    "RacesError",
-    "ReplayError",
-    "Result",
-    "ScheduleError",
-    "ScheduleFailure",
-    "Semaphore",
-    "SetupError",
-    "SimpleQueue",
-    "Step",
-    "StressResult",
-    "TaskAborted",
-    "TaskError",
-    "TraceEntry",
-    "Value",
-    "check",
-    "explore",
-    "in_task",
-    "manager",
-    "mp_context",
-    "point",
-    "replay",
-    "run",
-    "shared",
-    "shutdown",
-    "stress",
-]
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'races' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name, __name__)
+    value = getattr(module, attr) if attr else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(["in_task", "point", "shutdown", *_LAZY])

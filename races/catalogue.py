@@ -287,7 +287,7 @@ def stress_row(
     that would hang) is not stressed; one whose ``seconds`` (the real time of
     one run) exceeds ``seconds`` is skipped as too slow, and so is every
     scenario once ``budget_left`` is False (``races run --stress-budget``)."""
-    from .stress import stress_scenario, stress_settings
+    from .stress_mode import stress_scenario, stress_settings
 
     conf = dict(scenario.options.get("stress") or {})
     settings = stress_settings(scenario, aligned=True, delayed=True)

@@ -237,7 +237,7 @@ def _delays(items: Sequence[str]) -> dict:
 
 def cmd_stress(args: argparse.Namespace) -> int:
     from .catalogue import as_target, load_object
-    from .stress import stress, stress_settings
+    from .stress_mode import stress, stress_settings
 
     obj = load_object(args.target)
     target = as_target(obj, args.target, args.variant)

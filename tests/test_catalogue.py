@@ -114,7 +114,7 @@ def test_declared_stress_shows_the_bug_and_no_fix_fails(name):
     """Under its declaration the bug fails some of three real thread runs, and no
     fix ever does (lock_granularity's window has no point to align at and fails
     only a few real runs in a hundred: only its fix is checked here)."""
-    from races.stress import stress_scenario
+    from races.stress_mode import stress_scenario
 
     scenario = scenarios.load(name)
     if name != "lock_granularity":

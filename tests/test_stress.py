@@ -16,7 +16,7 @@ import pytest
 import races
 import scenarios
 from races.scenario import Scenario
-from races.stress import StressResult, fidelity, stress_scenario, stress_settings
+from races.stress_mode import StressResult, fidelity, stress_scenario, stress_settings
 from scenarios import ticket_oversell as ticket
 from tests.leaks import task_processes, task_threads
 

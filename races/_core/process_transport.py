@@ -61,11 +61,11 @@ class ProcessTask(TaskHandle):
             try:
                 message = self.conn.recv()
             except (EOFError, OSError):
-                return ("crash", self.proc.exit_code(2.0))
+                return ("crash", self.proc.exit_code(5.0))
             if message[0] == "step" and message[1].kind == "start":
                 message = ("step", message[1]._replace(location=target_location(self.target)))
             return message
-        return ("crash", self.proc.exit_code(2.0))
+        return ("crash", self.proc.exit_code(5.0))
 
     def dump_stack(self) -> str:
         if self.proc is None or not self.proc.alive():

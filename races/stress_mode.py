@@ -56,9 +56,8 @@ stacks of the tasks still running: ``sys._current_frames()`` for threads,
 cannot be killed: they are left running (daemon threads), the outcome says so
 and the campaign stops there rather than piling up stuck threads.
 
-Note ``from races.stress import stress_scenario`` works, but
-``import races.stress as m`` gives the function ``races.stress``, not this
-module (the package re-exports the function under the module's name).
+The module is ``races.stress_mode``; the package exports the function as
+``races.stress``.
 """
 from __future__ import annotations
 
@@ -79,6 +78,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as _mp_wait
 from typing import Any
 
+from . import _stress_hook
 from ._core import patches as _patches
 
 _real_sleep = _patches.real_sleep
@@ -94,37 +94,7 @@ _NOT_POINTS = frozenset({"sleep", "acquire", "release", "locked", "start", "wait
 
 # -- the point hook ----------------------------------------------------------------
 
-class _Hooks:
-    """What ``races.point`` consults when no controlled agent is bound."""
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.tls = threading.local()
-        self.process_task: _StressTask | None = None
-        self.process_thread: int | None = None
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            self.active += 1
-
-    def leave(self) -> None:
-        with self._lock:
-            self.active -= 1
-
-    def task(self) -> _StressTask | None:
-        task = getattr(self.tls, "task", None)
-        if task is None and self.process_task is not None and threading.get_ident() == self.process_thread:
-            task = self.process_task
-        return task
-
-    def point(self, name: str) -> None:
-        task = self.task()
-        if task is not None:
-            task.point(name)
-
-
-_hooks = _Hooks()
+_hooks = _stress_hook.hooks  # consulted by races.point
 
 
 class _StressTask:
