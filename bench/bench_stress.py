@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import races
 import scenarios
-from races.stress import fidelity, stress_scenario, stress_settings
+from races.stress_mode import fidelity, stress_scenario, stress_settings
 
 MODES = [("natural", False, False), ("delay", False, True), ("aligned", True, False), ("aligned+delay", True, True)]
 

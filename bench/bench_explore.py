@@ -1,0 +1,77 @@
+"""Exploration throughput and how fast each strategy finds each catalogue bug.
+
+* schedules per second for an exhaustive dfs of 2 tasks x 5 sync points
+  (targets: >= 5,000/s threads, >= 300/s processes on 2 cores), beside plain
+  stress runs of the same code (real threads/processes, no control);
+* the schedules each strategy (dfs, pct, random) needs to reach the first
+  bug of every catalogue scenario, without its forcing schedule.
+
+    python bench/bench_explore.py            # the README table
+    python bench/bench_explore.py --quick    # a smoke run for tox -e bench
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import races  # noqa: E402
+import scenarios  # noqa: E402
+from races._core import template  # noqa: E402
+
+
+def five_points(state):
+    for i in range(5):
+        races.point(f"p{i}")
+
+
+def nothing():
+    return None
+
+
+def throughput(backend, method, cap):
+    start = time.perf_counter()
+    result = races.explore(nothing, [five_points, five_points], backend=backend, start_method=method,
+                           stop_on_first=False, max_schedules=cap)
+    elapsed = time.perf_counter() - start
+    return result.schedules, result.exhaustive, result.schedules / elapsed
+
+
+def stress_rate(backend, method, runs):
+    start = time.perf_counter()
+    races.stress(nothing, [five_points, five_points], runs=runs, backend=backend, start_method=method)
+    return runs / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    cap = 60 if args.quick else 100_000
+    print("exhaustive dfs, 2 tasks x 5 sync points (every step dependent: 924 schedules)")
+    print(f"{'backend':<22}{'schedules':>10}{'exhaustive':>12}{'schedules/s':>13}{'stress runs/s':>15}")
+    for backend, method in (("thread", None), ("process", "fork"), ("process", "forkserver")):
+        n, exhaustive, rate = throughput(backend, method, cap if backend == "thread" else min(cap, 300))
+        stress = stress_rate(backend, method, 10 if args.quick else 50)
+        label = backend if method is None else f"{backend}/{method}"
+        print(f"{label:<22}{n:>10}{exhaustive!s:>12}{rate:>13.0f}{stress:>15.0f}")
+    print("\nschedules to the first bug, without the forcing schedule (thread backend)")
+    strategies = ("dfs", "pct", "random")
+    print(f"{'scenario':<26}" + "".join(f"{s:>10}" for s in strategies))
+    for name in scenarios.NAMES:
+        sc = scenarios.load(name)
+        cells = []
+        for strategy in strategies:
+            result = races.explore(sc.setup, sc.buggy, sc.invariant, teardown=sc.teardown, strategy=strategy,
+                                   max_schedules=100 if args.quick else 1000, shrink=False)
+            cells.append(str(result.schedules) if result.failed else f">{result.schedules}")
+        print(f"{name:<26}" + "".join(f"{c:>10}" for c in cells))
+    template.shutdown()
+    races.shutdown()
+
+
+if __name__ == "__main__":
+    main()
