@@ -55,7 +55,7 @@ def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-unt
     bad = 0
     for name in names:
         scenario = scenarios.load(name)
-        timeout = 1.0 if scenario.expect == "deadlock" else args.timeout
+        timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
         for row in fidelity(scenario, runs=runs, backends=backends, buggy=False, timeout=timeout,
                             start_method=args.start_method):
             bad += not row.ok
@@ -94,11 +94,15 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
         settings = stress_settings(scenario)
         if settings["why_not"]:
             notes.append(f"{name}: {settings['why_not']}")
-        timeout = 1.0 if scenario.expect == "deadlock" else args.timeout
+        timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
         for backend in backends:
             if backend not in scenario.backends:
                 continue
             row = f"{name:<22}{backend:<9}"
+            if settings["why_not"]:  # only control shows it: a real run would hang or say nothing
+                print(row + "".join(f"{'(control only)':<19}" for _ in MODES) + controlled(scenario, backend),
+                      flush=True)
+                continue
             for _mode, aligned, delayed in MODES:
                 chosen = stress_settings(scenario, aligned, delayed)
                 if (aligned or delayed) and chosen["align"] is None and chosen["delays"] is None:
