@@ -56,10 +56,6 @@ def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-unt
     for name in names:
         scenario = scenarios.load(name)
         timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
-        seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
-        if args.quick and seconds > 1:
-            notes.append(f"{name}: skipped with --quick (a real run takes {seconds:g} s)")
-            continue
         for row in fidelity(scenario, runs=runs, backends=backends, buggy=False, timeout=timeout,
                             start_method=args.start_method):
             bad += not row.ok
@@ -98,6 +94,10 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
         settings = stress_settings(scenario)
         if settings["why_not"]:
             notes.append(f"{name}: {settings['why_not']}")
+        seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
+        if args.quick and seconds > 1:
+            notes.append(f"{name}: skipped with --quick (a real run takes {seconds:g} s)")
+            continue
         timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
         seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
         if args.quick and seconds > 1:
