@@ -534,8 +534,9 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
         for i, (name, target) in enumerate(zip(names, targets)):
             reader, writer = ctx.Pipe(duplex=False)
             path = os.path.join(folder, f"task{i}.stack")
+            # not a daemon: a task may start processes of its own (a daemon may not); reaped below
             proc = ctx.Process(
-                target=_process_main, name=f"races-stress:{name}", daemon=True,
+                target=_process_main, name=f"races-stress:{name}", daemon=False,
                 args=(name, target, state, writer, gate, barrier, align.get(name), delays, align_timeout,
                       shared, path),
             )
