@@ -56,7 +56,12 @@ def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-unt
     for name in names:
         scenario = scenarios.load(name)
         timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
-        for row in fidelity(scenario, runs=runs, backends=backends, buggy=False, timeout=timeout,
+        seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
+        n = runs
+        if seconds > 1:  # real sleeps: a fix that serialises its tasks takes a multiple of this
+            timeout = max(timeout, 4 * seconds)
+            n = min(runs, 2)
+        for row in fidelity(scenario, runs=n, backends=backends, buggy=False, timeout=timeout,
                             start_method=args.start_method):
             bad += not row.ok
             flag = "" if row.ok else "  <-- FAILS FOR REAL"
