@@ -11,6 +11,9 @@ the forcing schedule, one run, deterministic).  ``-`` means the scenario has
 no ``races.point`` to align or delay at (its window is a sleep, a lock or a
 Manager call, which stress leaves real).  Deadlocks are timeouts: a thread
 cannot be killed, so a deadlocked thread backend stops after its first run.
+A scenario whose real run sleeps for seconds (``interleaved_output``: the
+notes' ``time.sleep(3)``) runs with ``sleep_scale=0.01`` (its sleeps a
+hundredfold shorter, for real); ``--real-sleeps`` keeps them whole.
 
     python bench/bench_stress.py            # 20 runs per cell (minutes: task processes boot for real)
     python bench/bench_stress.py --quick    # 3 runs per cell, a smoke run
@@ -30,6 +33,7 @@ import races
 import scenarios
 from races.stress_mode import fidelity, stress_scenario, stress_settings
 
+SLEEP_SCALE = 0.01
 MODES = [("natural", False, False), ("delay", False, True), ("aligned", True, False), ("aligned+delay", True, True)]
 
 
@@ -38,6 +42,12 @@ def cell(result) -> str:  # type: ignore[no-untyped-def]
     top = f" {kinds[0][1]}" if kinds else ""
     stopped = "*" if result.runs < result.requested else ""
     return f"{result.rate:6.1%}{stopped}{top}"
+
+
+def sleep_options(scenario, args) -> dict:  # type: ignore[no-untyped-def]
+    """``sleep_scale=0.01`` for a scenario whose real run sleeps for seconds, unless --real-sleeps."""
+    seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
+    return {"sleep_scale": SLEEP_SCALE} if seconds > 1 and not args.real_sleeps else {}
 
 
 def controlled(scenario, backend: str) -> str:  # type: ignore[no-untyped-def]
@@ -58,11 +68,11 @@ def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-unt
         timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
         seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
         n = runs
-        if seconds > 1:  # real sleeps: a fix that serialises its tasks takes a multiple of this
+        if seconds > 1 and args.real_sleeps:  # a fix that serialises its tasks takes a multiple of this
             timeout = max(timeout, 4 * seconds)
             n = min(runs, 2)
         for row in fidelity(scenario, runs=n, backends=backends, buggy=False, timeout=timeout,
-                            start_method=args.start_method):
+                            start_method=args.start_method, **sleep_options(scenario, args)):
             bad += not row.ok
             flag = "" if row.ok else "  <-- FAILS FOR REAL"
             print(f"{name:<22}{row.variant:<26}{row.backend:<9}{row.failures:>9}  {row.outcomes}{flag}", flush=True)
@@ -78,6 +88,8 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
     parser.add_argument("--backends", default="thread,process")
     parser.add_argument("--only", action="append", default=[], help="a scenario name (repeatable)")
     parser.add_argument("--start-method", default=None)
+    parser.add_argument("--real-sleeps", action="store_true",
+                        help="keep the scenarios' real sleeps whole (interleaved_output: 6 s a run)")
     parser.add_argument("--fidelity", action="store_true",
                         help="instead: stress every fix (aligned) and report any that fails for real")
     args = parser.parse_args(argv)
@@ -99,15 +111,10 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
         settings = stress_settings(scenario)
         if settings["why_not"]:
             notes.append(f"{name}: {settings['why_not']}")
-        seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
-        if args.quick and seconds > 1:
-            notes.append(f"{name}: skipped with --quick (a real run takes {seconds:g} s)")
-            continue
         timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
-        seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
-        if args.quick and seconds > 1:
-            notes.append(f"{name}: skipped with --quick (a real run takes {seconds:g} s)")
-            continue
+        slept = sleep_options(scenario, args)
+        if slept:
+            notes.append(f"{name}: real sleeps scaled by {SLEEP_SCALE} (--real-sleeps keeps them)")
         for backend in backends:
             if backend not in scenario.backends:
                 continue
@@ -122,7 +129,8 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
                     row += f"{'-':<19}"
                     continue
                 result = stress_scenario(scenario, "buggy", runs=runs, backend=backend, aligned=aligned,
-                                         delayed=delayed, timeout=timeout, start_method=args.start_method)
+                                         delayed=delayed, timeout=timeout, start_method=args.start_method,
+                                         **slept)
                 row += f"{cell(result):<19}"
                 if result.notes:
                     notes.extend(f"{name} {backend}: {n}" for n in result.notes)

@@ -80,6 +80,7 @@ from typing import Any
 
 from . import _stress_hook
 from ._core import patches as _patches
+from ._stress_sleep import check_scale, scaled_sleep
 
 _real_sleep = _patches.real_sleep
 _monotonic = time.monotonic
@@ -475,6 +476,7 @@ def _run_threads(names, targets, state, align, delays, align_timeout, timeout, r
 def _process_main(
     name: str, target: Callable, state: Any, conn: Any, gate: Any, barrier: Any, align_point: str | None,
     delays: dict[str, float], align_timeout: float, shared: dict[str, Any], stack_path: str,
+    sleep_scale: float | None = None,
 ) -> None:
     """Entry point of a stress task process."""
     dump = open(stack_path, "w")  # noqa: SIM115 - lives as long as the process
@@ -493,7 +495,8 @@ def _process_main(
         except threading.BrokenBarrierError:
             pass
         try:
-            target(state)
+            with scaled_sleep(sleep_scale):
+                target(state)
         except BaseException as exc:  # noqa: BLE001
             message = ("error", _describe(exc))
         finally:
@@ -522,7 +525,7 @@ def _read_stack(path: str, limit: float) -> str:
 
 
 def _run_processes(ctx, names, targets, state, align, delays, align_timeout, timeout, run: _Run,  # type: ignore[no-untyped-def]
-                   folder: str) -> None:
+                   folder: str, sleep_scale: float | None = None) -> None:
     n = len(names)
     gate = ctx.Barrier(n, timeout=max(_BOOT_TIMEOUT, timeout))
     barrier = ctx.Barrier(len(align), timeout=align_timeout) if align else None
@@ -538,7 +541,7 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
             proc = ctx.Process(
                 target=_process_main, name=f"races-stress:{name}", daemon=False,
                 args=(name, target, state, writer, gate, barrier, align.get(name), delays, align_timeout,
-                      shared, path),
+                      shared, path, sleep_scale),
             )
             proc.start()
             writer.close()
@@ -673,6 +676,7 @@ def stress(
     *,
     teardown: Callable[[Any], Any] | None = None,
     align_timeout: float = DEFAULT_ALIGN_TIMEOUT,
+    sleep_scale: float | None = None,
 ) -> StressResult:
     """Run ``tasks`` in parallel for real ``runs`` times and count the outcomes.
 
@@ -680,7 +684,9 @@ def stress(
     task -> point (tasks not in it are not held).  ``delays``: real sleeps at
     points, ``{"task:point": seconds}`` or ``{"point": seconds}`` for every
     task.  ``timeout`` bounds every run; ``align_timeout`` bounds a wait at
-    the align point (then the run goes on unaligned).
+    the align point (then the run goes on unaligned).  ``sleep_scale``: the
+    tasks' ``time.sleep(t)`` sleeps ``t * sleep_scale`` for real (see
+    :mod:`races._stress_sleep`), for programs whose real sleeps are too long.
     """
     from ._core.errors import SetupError, TaskError
     from ._core.runner import _active_context, _check_options, normalize_tasks
@@ -695,6 +701,7 @@ def stress(
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
     align_map = _normalize_align(align, names)
     delay_map = _normalize_delays(delays, names)
+    scale = check_scale(sleep_scale)
     method = start_method or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
     ctx = multiprocessing.get_context(method)
     if backend == "process" and method != "fork":
@@ -704,7 +711,7 @@ def stress(
             check_picklable(name, target, method)
 
     options = {"backend": backend, "start_method": method if backend == "process" else None,
-               "align": align, "delays": delays or None, "timeout": timeout}
+               "align": align, "delays": delays or None, "timeout": timeout, "sleep_scale": scale}
     outcomes: dict[Hashable, int] = {}
     first: StressFailure | None = None
     notes: list[str] = []
@@ -727,10 +734,11 @@ def stress(
             run = _Run()
             try:
                 if backend == "thread":
-                    _run_threads(names, targets, state, align_map, delay_map, align_timeout, timeout, run)
+                    with scaled_sleep(scale):
+                        _run_threads(names, targets, state, align_map, delay_map, align_timeout, timeout, run)
                 else:
                     _run_processes(ctx, names, targets, state, align_map, delay_map, align_timeout, timeout,
-                                   run, folder)
+                                   run, folder, scale)
                 outcome: Hashable = run.kind or "ok"
                 if run.kind is None and invariant is not None:
                     outcome = _check_invariant(invariant, state, run)

@@ -1,6 +1,6 @@
 """The whole catalogue: every scenario's bug reproduces under its schedule
-every time (100/100 on threads, 20/20 on processes with forkserver; the
-first two scenarios get 100 per start method in test_scenarios_forced.py),
+every time (100/100 in each backend: threads, and processes with forkserver;
+the first two scenarios get 100 per start method in test_scenarios_forced.py),
 and every fix holds: its natural run passes, and under the forcing schedule
 it passes or reports the interleaving impossible (``schedule``)."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import races
 import scenarios
 
-RUNS = {"thread": 100, "process": 20}
+RUNS = {"thread": 100, "process": 100}
 PROCESS_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 

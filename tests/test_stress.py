@@ -95,6 +95,13 @@ def wait_for_test(event):
     event.wait(30)  # the test sets it once stress() gave up on this thread
 
 
+def sleep_a_second(state):
+    start = time.monotonic()
+    time.sleep(1.0)  # under sleep_scale=0.01: 10 ms for real
+    took = time.monotonic() - start
+    assert 0.009 <= took < 0.5, f"time.sleep(1.0) took {took:.3f}s"
+
+
 def few_buyers(task, n=3):
     return {f"buyer{i}": functools.partial(task, i) for i in range(n)}
 
@@ -284,7 +291,18 @@ BAD_OPTIONS = [
     ({"align": "a:b"}, "invalid"),
     ({"runs": 0}, "positive"),
     ({"backend": "fiber"}, "backend"),
+    ({"sleep_scale": 0}, "sleep_scale"),
+    ({"sleep_scale": "fast"}, "sleep_scale"),
 ]
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_sleep_scale_shortens_real_sleeps_in_tasks(no_leaks, backend):
+    result = races.stress(nothing_setup, [sleep_a_second, sleep_a_second], runs=2, backend=backend,
+                          sleep_scale=0.01)
+    assert result.outcomes == {"ok": 2}, result.report()
+    assert result.options["sleep_scale"] == 0.01
+    assert time.sleep(0) is None and not hasattr(time.sleep, "__wrapped__")  # restored afterwards
 
 
 def test_bad_options_are_refused():
@@ -315,19 +333,22 @@ def test_settings_come_from_options_or_the_schedule():
 # (double_acquire's release_first fix used to be here: its invariant wanted p0's
 # two grabs back to back, which a real run need not give; the invariant is fixed.)
 KNOWN_INFIDELITY: dict = {}
-TOO_SLOW = {
-    "interleaved_output": "its tasks really sleep 3 s per line (the notes' time.sleep(3))",
-}
 
 
-def test_fixes_never_fail_under_stress_quick(no_leaks):
-    bad = []
-    for name in scenarios.NAMES:
-        if name in TOO_SLOW:
-            continue
-        for row in fidelity(scenarios.load(name), runs=1, backends=("thread",), buggy=False, timeout=3.0):
-            if (row.scenario, row.variant) in KNOWN_INFIDELITY:
-                continue
-            if not row.ok:
-                bad.append(row)
+def quick_options(scenario) -> dict:
+    """Stress options for the quick check: real sleeps of seconds (interleaved_output's
+    time.sleep(3)) shortened a hundredfold, so the whole catalogue fits in CI."""
+    seconds = (scenario.options.get("stress") or {}).get("seconds", 0)
+    return {"timeout": 3.0, **({"sleep_scale": 0.01} if seconds > 1 else {})}
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+@pytest.mark.parametrize("name", scenarios.NAMES)
+def test_fixes_never_fail_under_stress_quick(no_leaks, name, backend):
+    scenario = scenarios.load(name)
+    if backend not in scenario.backends:
+        pytest.skip(f"{name} does not run on the {backend} backend")
+    rows = fidelity(scenario, runs=1, backends=(backend,), buggy=False, **quick_options(scenario))
+    assert rows, f"{name}: the fidelity check stressed nothing"
+    bad = [row for row in rows if not row.ok and (row.scenario, row.variant) not in KNOWN_INFIDELITY]
     assert bad == []
