@@ -39,7 +39,7 @@ def scaled_sleep(scale: float | None) -> Iterator[None]:
         real(seconds * scale)
 
     sleep.__wrapped__ = real  # type: ignore[attr-defined]
-    time.sleep = sleep
+    time.sleep = sleep  # type: ignore[assignment]
     try:
         yield
     finally:
