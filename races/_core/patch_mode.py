@@ -28,7 +28,9 @@ real ``Thread`` methods captured in ``thread_transport``) are never turned into
 steps.  Outside a run nothing is patched.
 
 Managers started from a task are real; their proxy calls are steps
-(:mod:`races._core.patches`).  A task's Managers are shut down when the task
+(:mod:`races._core.patches`), except that their synchronising factories
+(``Lock``, ``Queue``, ``Event``...) make controlled primitives
+(:mod:`races._core.manager_sync`).  A task's Managers are shut down when the task
 ends, as the finalizers of its process would at exit, before its children are
 waited for: a child that still uses a proxy then fails with the real
 connection error, explained.
@@ -43,7 +45,7 @@ from multiprocessing import connection, managers, queues, sharedctypes, synchron
 from multiprocessing import process as _mp_process
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import patches
+from . import manager_sync, patches
 from .agent import current
 
 _STDLIB = os.path.dirname(os.__file__) + os.sep
@@ -214,6 +216,7 @@ _MP_FACTORIES: List[Tuple[Any, str, Callable[..., Any]]] = [
     (connection, "Pipe", _b_pipe),
     (sharedctypes, "Value", _b_value),
     (sharedctypes, "Array", _b_array),
+    *manager_sync.FACTORIES,
 ]
 
 
