@@ -109,6 +109,8 @@ class Controller:
         self.clock = VirtualClock()
         self.trace: List[TraceEntry] = []
         self.choices: List[int] = []
+        # models' answers that had alternatives: (task choices made before it, k)
+        self.values: List[Tuple[int, int]] = []
         self.warnings: List[str] = []
         self.notes: List[str] = []
         self.models: Dict[Tuple[str, Optional[str]], Model] = {}
@@ -246,6 +248,20 @@ class Controller:
             )
             return self._by_name[name]
 
+    def choose_value(self, options: Sequence[str]) -> int:
+        """A model asks which of ``options`` the step being taken answers (``0``
+        is the current state, the others stale views real code may see too).
+        The strategy picks; the pick goes into the token and the step's note."""
+        if len(options) < 2:
+            return 0
+        k = self.strategy.choose_value(options)
+        if not 0 <= k < len(options):
+            raise ValueError(f"strategy answered {k!r} to a question with {len(options)} options")
+        self.values.append((len(self.choices), k))
+        if k:
+            self._step_note = options[k]
+        return k
+
     def _advance_clock(self, live: List[TaskRecord]) -> bool:
         deadlines = [t.since + t.pending.timeout for t in live if t.pending.timeout is not None]
         if not deadlines:
@@ -259,6 +275,7 @@ class Controller:
         model = self.model_for(step)
         note = ""
         self._step_note = ""
+        self.choices.append(t.index)  # before apply: an answer the model asks for comes after it
         if model.enabled(t.name, step):
             reply = model.apply(t.name, step)
         else:
@@ -267,7 +284,6 @@ class Controller:
         if self._step_note:
             note = self._step_note
             self._step_note = ""
-        self.choices.append(t.index)
         self.trace.append(TraceEntry(
             len(self.trace) + 1, t.name, step.name, step.kind, step.label,
             step.location, self.clock.now, note,

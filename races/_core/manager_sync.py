@@ -14,8 +14,8 @@ The data proxies (``dict``, ``list``, ``Namespace``, ``Value``, ``Array``)
 stay real Manager objects: every call on them is a step
 (:mod:`races._core.patches`).  A Manager queue is a ``queue.Queue`` in the
 server, so its sizes are exact: the controlled twin is a ``JoinableQueue``
-(``task_done``/``join`` included) whose ``empty``/``full``/``qsize`` answer
-from the current state.  Outside the harness the factories are the real ones.
+(``task_done``/``join`` included) without the stale view of a
+``multiprocessing.Queue`` (:mod:`races.primitives.queue`).  Outside the harness the factories are the real ones.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _barrier(manager: Any, parties: int, action: Any = None, timeout: Any = None
 
 def _queue(manager: Any, maxsize: int = 0) -> Any:
     made = _primitives().JoinableQueue(maxsize)
-    made._sizes_exact = True  # a queue.Queue in the server: no feeder thread, no stale view
+    made._feeder = False  # a queue.Queue in the server: no feeder thread, no stale view
     return made
 
 

@@ -239,7 +239,9 @@ def _t_barrier(parties: int, action: Any = None, timeout: Any = None) -> Any:
 
 
 def _t_queue(maxsize: int = 0) -> Any:
-    return _races().Queue(maxsize)
+    made = _races().Queue(maxsize)
+    made._feeder = False  # queue.Queue has no feeder thread: empty() is exact
+    return made
 
 
 _THREAD_FACTORIES: List[Tuple[Any, str, Callable[..., Any]]] = [

@@ -251,7 +251,7 @@ def run(
     result = Result(
         failure,
         controller.trace,
-        token_mod.encode(controller.choices, fp),
+        token_mod.encode(token_mod.merge(controller.choices, controller.values), fp),
         controller.task_names,
         schedule,
         controller.warnings,

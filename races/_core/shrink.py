@@ -6,8 +6,10 @@ away from (see :class:`races.strategies.choices.Anchored`).  The shrinker
 drops one deviation, or two consecutive ones (a switch away and the switch
 back), and replays the rest in the default order elsewhere; a trial is kept
 when it fails with the same kind of failure and needs fewer preemptions (or
-as many and fewer deviations, or fewer steps).  It stops when no such drop
-helps.
+as many and fewer deviations, or fewer steps).  A model's stale answer (see
+:meth:`races.strategies.base.Strategy.choose_value`) counts as a deviation:
+the trials keep the run's answers, and also try each one back at the
+current state.  It stops when no such drop helps.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from .result import Result
 
 
 def _measure(recorder: Recorder) -> tuple[int, int, int]:
-    return (recorder.preemptions(), len(recorder.deviations()), len(recorder.decisions))
+    deviations = len(recorder.deviations()) + len(recorder.answers())
+    return (recorder.preemptions(), deviations, len(recorder.decisions))
 
 
 def shrink(
@@ -41,13 +44,16 @@ def shrink(
     while improved and runs < max_runs:
         improved = False
         deviations = best_rec.anchored()
+        answers = best_rec.answers()
         keys = list(deviations)
-        drops = [[k] for k in keys] + [[a, b] for a, b in itertools.pairwise(keys)]
-        for drop in drops:
+        drops: list[tuple[list, Any]] = [([k], None) for k in keys]
+        drops += [([a, b], None) for a, b in itertools.pairwise(keys)]
+        drops += [([], k) for k in answers]
+        for drop, answer in drops:
             if runs >= max_runs:
                 break
             trial = {k: v for k, v in deviations.items() if k not in drop}
-            rec = Recorder(Anchored(trial))
+            rec = Recorder(Anchored(trial, {k: v for k, v in answers.items() if k != answer}))
             outcome = run_once(rec)
             runs += 1
             if outcome.failure is not None and outcome.failure.kind == kind and _measure(rec) < _measure(best_rec):

@@ -13,6 +13,24 @@ touches the queue, and mirrors its items back into it after every change so
 the invariant sees what the tasks left.  Outside the harness the classes are ``queue.Queue`` /
 ``queue.SimpleQueue`` (``close``, ``join_thread`` and ``cancel_join_thread``
 are no-ops there).
+
+The stale view.  A ``multiprocessing.Queue``'s ``put`` hands the item to a
+feeder thread, which writes it to the pipe later; ``empty()`` and
+``get_nowait()`` look at the pipe, so right after a put (even in the same
+process) they may say "empty" while ``qsize()`` already counts the item.
+The model keeps, per item, whether its feeder may still hold it: it is
+*in flight* until its putter calls ``join_thread()`` or ends (a ``get``
+takes it out of the queue for good).  While every
+item in the queue is in flight, ``empty()`` and a non-blocking ``get`` have
+two answers, the current state and the stale one (``True`` / ``queue.Empty``),
+and the controller lets the strategy choose (``choose_value``): a forced run
+answers from the current state, exploration tries both.  ``qsize()`` and
+``full()`` count with the queue's semaphore, taken in ``put`` and released
+in ``get``, as CPython does: they are exact at the moment they are asked;
+their unreliability is that the answer is old by the time the caller acts,
+which the schedule explores.  A ``queue.Queue`` (threading, or a Manager's,
+``_feeder = False``) and a ``SimpleQueue`` (written to the pipe in ``put``)
+have no stale view.
 """
 from __future__ import annotations
 
@@ -60,6 +78,7 @@ class Queue:
 
     _kind = "Queue"
     _step_kind = "queue"
+    _feeder = True  # multiprocessing's feeder thread: empty() may be stale (module doc)
 
     def __init__(self, maxsize: int = 0, name: str | None = None, *, ctx: Any = None) -> None:
         self._id = new_id(self._kind)
@@ -95,12 +114,12 @@ class Queue:
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         if current() is None:
             return self._fallback().get(block, timeout)
-        return self._step("get", (), _bound(block, timeout))
+        return self._step("get", (self._feeder,), _bound(block, timeout))
 
     def get_nowait(self) -> Any:
         if current() is None:
             return self._fallback().get_nowait()
-        return self._step("get", (), 0.0)
+        return self._step("get", (self._feeder,), 0.0)
 
     # -- views of the size (see QueueModel.observed) ---------------------------
     def qsize(self) -> int:
@@ -111,7 +130,7 @@ class Queue:
     def empty(self) -> bool:
         if current() is None:
             return self._fallback().empty()
-        return self._step("empty")
+        return self._step("empty", (self._feeder,))
 
     def full(self) -> bool:
         if current() is None:
@@ -234,6 +253,10 @@ class QueueModel(Model):
         self.closed = False
         self.join_thread_cancelled = False
         self._configured = False
+        # per item: (putter, its put number); "" for items put before the run
+        self.origin: collections.deque = collections.deque()
+        self.puts: dict[str, int] = {}  # task -> puts made
+        self.flushed: dict[str, int] = {}  # task -> its puts up to this one are in the pipe
 
     def _local(self) -> Any:
         """The fallback queue of the task-side object made in this process, if any."""
@@ -258,6 +281,7 @@ class QueueModel(Model):
             for item in self.items:
                 local.put(item)
             self.unfinished = len(self.items)
+        self.origin.extend(("", 0) for _ in self.items)
 
     def _write_back(self) -> None:
         """Mirror the items into the object setup() made, so that code outside
@@ -278,6 +302,31 @@ class QueueModel(Model):
     def full_now(self) -> bool:
         return 0 < self.maxsize <= len(self.items)
 
+    # -- the stale view (module doc) ---------------------------------------------
+    def _in_flight(self, origin: tuple[str, int]) -> bool:
+        putter, number = origin
+        return bool(putter) and number > self.flushed.get(putter, 0)
+
+    def _all_in_flight(self) -> bool:
+        return bool(self.items) and all(self._in_flight(o) for o in self.origin)
+
+    def _stale(self, step: Step, fresh: str, stale: str) -> bool:
+        """Whether the answer to ``step`` is the stale one (the strategy's pick)."""
+        feeder = len(step.args) > 1 and step.args[1] is True
+        if not feeder or not self._all_in_flight():
+            return False
+        n = len(self.items)
+        why = f"stale: the {n} item(s) put are still in the feeder thread's buffer, not in the pipe"
+        return self.run.choose_value([fresh, f"{stale} ({why})"]) == 1
+
+    def _flush(self, task: str) -> None:
+        """Everything ``task`` put is in the pipe (``join_thread``, or it ended)."""
+        if task in self.puts:
+            self.flushed[task] = self.puts[task]
+
+    def task_ended(self, task: str) -> None:
+        self._flush(task)
+
     def enabled(self, task: str, step: Step) -> bool:
         self._configure(step)
         if step.name == "put":
@@ -293,14 +342,22 @@ class QueueModel(Model):
         name = step.name
         if name == "put":
             self.items.append(step.args[1])
+            self.puts[task] = self.puts.get(task, 0) + 1
+            self.origin.append((task, self.puts[task]))
             self.unfinished += 1
             self._write_back()
             return OK
         if name == "get":
+            if step.timeout == 0 and self._stale(step, "get_nowait() takes the first item", "raises queue.Empty"):
+                return ("raise", Empty())
             item = self.items.popleft()
+            self.origin.popleft()
             self._write_back()
             return ("ok", item)
-        if name in ("qsize", "empty", "full"):
+        if name == "empty":
+            fresh = not self.items
+            return ("ok", fresh or self._stale(step, "empty() is False", "empty() is True"))
+        if name in ("qsize", "full"):
             return ("ok", self.observed(task, step))
         if name == "task_done":
             if self.unfinished <= 0:
@@ -312,21 +369,16 @@ class QueueModel(Model):
             self.closed = True
         elif name == "cancel_join_thread":
             self.join_thread_cancelled = True
-        # join (enabled only when nothing is unfinished) and join_thread: nothing to do
+        elif name == "join_thread":
+            self._flush(task)
+        # join (enabled only when nothing is unfinished): nothing to do
         return OK
 
     def observed(self, task: str, step: Step) -> Any:
-        """What ``qsize()``/``empty()``/``full()`` answer.
-
-        TODO: multiprocessing's answers are unreliable (a feeder thread may not
-        have flushed a put yet, another process may have taken an item since);
-        a later strategy may answer from a stale view here.  For now: the
-        current state.
-        """
+        """What ``qsize()``/``full()`` answer: exact now, as CPython's semaphore
+        count is (the module doc says why they have no stale view)."""
         if step.name == "qsize":
             return len(self.items)
-        if step.name == "empty":
-            return not self.items
         return self.full_now()
 
     def on_timeout(self, task: str, step: Step) -> tuple:

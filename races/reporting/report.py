@@ -31,6 +31,15 @@ def format_trace(result: "Result") -> str:
     return "\n".join(lines)
 
 
+def cut_notes(result: "Result") -> List[str]:
+    """The notes of steps whose cell was too narrow to show them whole."""
+    out = []
+    for e in result.trace:
+        if e.note and len(f"{e.describe()} [{e.note}] {e.location.rsplit('/', 1)[-1]}") > COLUMN:
+            out.append(f"step {e.index} ({e.task}, {e.describe()}): {e.note}")
+    return out
+
+
 def replay_line(result: "Result") -> str:
     if result.replay_command:
         return result.replay_command
@@ -54,6 +63,7 @@ def format_report(result: "Result") -> str:
     if result.schedule is not None:
         parts.append(f"schedule: {result.schedule!r}")
     parts.append(format_trace(result))
+    parts.extend(cut_notes(result))
     if result.failure is not None:
         parts.append(f"failure ({result.failure.kind}): {result.failure.message}")
         if result.failure.traceback:

@@ -75,11 +75,32 @@ class Choices(Strategy):
         first = enabled.index(default_choice(enabled, current))
         return enabled[(first + offset) % len(enabled)]
 
+    def choose_value(self, options: Sequence[str]) -> int:
+        """A model's answer takes the next int too: ``0`` the current state."""
+        offset = self.offsets[self.position] if self.position < len(self.offsets) else 0
+        self.position += 1
+        return offset % len(options)
 
-class Directed(Strategy):
-    """Take ``deviations[i]`` at decision ``i`` when it can run; else the default."""
 
-    def __init__(self, deviations: Mapping[int, str]) -> None:
+class _Answers:
+    """Answers to models' questions by their order in the run (``0`` elsewhere)."""
+
+    def __init__(self, answers: Mapping[int, int] | None) -> None:
+        self.answers = dict(answers or {})
+        self.asked = 0
+
+    def choose_value(self, options: Sequence[str]) -> int:
+        k = self.answers.get(self.asked, 0)
+        self.asked += 1
+        return k if k < len(options) else 0
+
+
+class Directed(_Answers, Strategy):
+    """Take ``deviations[i]`` at decision ``i`` when it can run; else the default.
+    ``answers``: the model answers to give, by their order in the run."""
+
+    def __init__(self, deviations: Mapping[int, str], answers: Mapping[int, int] | None = None) -> None:
+        super().__init__(answers)
         self.deviations = dict(deviations)
         self.position = 0
 
@@ -93,13 +114,14 @@ class Directed(Strategy):
         return default_choice(enabled, current)
 
 
-class Anchored(Strategy):
+class Anchored(_Answers, Strategy):
     """Like :class:`Directed`, but each deviation is anchored to the progress of
     the task it switches away from: ``{(current, moves current has made): task}``
     (``current`` is ``""`` before the first move).  Dropping one deviation then
     leaves the others where they were relative to their tasks."""
 
-    def __init__(self, deviations: Mapping[tuple[str, int], str]) -> None:
+    def __init__(self, deviations: Mapping[tuple[str, int], str], answers: Mapping[int, int] | None = None) -> None:
+        super().__init__(answers)
         self.deviations = dict(deviations)
         self.moves: dict[str, int] = {}
 
@@ -126,6 +148,7 @@ class Recorder(Strategy):
     def __init__(self, inner: Strategy) -> None:
         self.inner = inner
         self.decisions: list[Decision] = []
+        self.values: list[int] = []  # the models' answers, in order
         self.failed = False
 
     def choose(
@@ -136,9 +159,18 @@ class Recorder(Strategy):
         self.decisions.append(Decision(tuple(enabled), current, chosen, step))
         return chosen
 
+    def choose_value(self, options: Sequence[str]) -> int:
+        k = self.inner.choose_value(options)
+        self.values.append(k)
+        return k
+
     def finished(self, failed: bool) -> None:
         self.failed = failed
         self.inner.finished(failed)
+
+    def answers(self) -> dict[int, int]:
+        """The models' answers that were not the default (``0``), by order."""
+        return {i: k for i, k in enumerate(self.values) if k}
 
     def deviations(self) -> dict[int, str]:
         """The decisions that differ from the default order."""

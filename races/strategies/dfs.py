@@ -22,6 +22,12 @@ pending step takes part too (``next(s, p)``), so lock-order deadlocks are found.
 
 ``reduction=False`` explores every enabled choice at every node.
 
+A model's question with several answers (a stale ``Queue.empty()``, see
+:meth:`Strategy.choose_value`) is a node of its own whose choices are the
+answers, named ``"=0"``, ``"=1"``...: every answer is explored (no reduction
+there), it takes part in no race and never sleeps; a switch to a stale answer
+is a deviation from the default order but not a preemption.
+
 Alternatives wait in a queue ordered by the number of choices their
 schedule makes against the default order (as in delay-bounded scheduling, so
 bugs a single switch away are found early even in large spaces), deepest
@@ -44,6 +50,11 @@ from .base import Strategy
 from .choices import default_choice, is_preemption
 
 POINTS_MODES = ("dependent", "independent")
+ANSWER = "="  # prefix of the pseudo-choices of a model's question: "=0", "=1"...
+
+
+def _is_answer(name: str) -> bool:
+    return name.startswith(ANSWER)
 
 
 class NondeterminismError(RacesError, RuntimeError):
@@ -219,6 +230,9 @@ class DFSExplorer:
         last_of_task: dict[str, int] = {}
         for j in range(n):
             task_j, step_j = decisions[j][0], decisions[j][1]
+            if _is_answer(task_j):  # a model's answer: no task moved
+                hb_incl[j] = 1 << j
+                continue
             preds: list[int] = []
             races: list[int] = []
             prev = last_of_task.get(task_j)
@@ -226,7 +240,7 @@ class DFSExplorer:
                 preds.append(prev)
             for i in range(j):
                 task_i, step_i = decisions[i][0], decisions[i][1]
-                if task_i != task_j and dependent(step_i, step_j, self.points):
+                if task_i != task_j and not _is_answer(task_i) and dependent(step_i, step_j, self.points):
                     preds.append(i)
                     races.append(i)
             acc = 0
@@ -262,12 +276,13 @@ class DFSExplorer:
                 hb = hb_incl[mine] if mine is not None else 0
                 for i in range(j - 1, -1, -1):
                     task_i, step_i = decisions[i]
-                    if task_i == task or not dependent(step_i, step, self.points):
+                    if task_i == task or _is_answer(task_i) or not dependent(step_i, step, self.points):
                         continue
                     if not (hb >> i) & 1:
                         self._add_backtrack(run, i, task)
                         break
-            last_of_task[decisions[j][0]] = j
+            if not _is_answer(decisions[j][0]):
+                last_of_task[decisions[j][0]] = j
 
     def _add_backtrack(self, run: DFSRun, i: int, task: str) -> None:
         if i >= len(run.path):
@@ -363,6 +378,37 @@ class DFSRun(Strategy):
         self.decisions.append((choice, steps[choice]))
         return choice
 
+    def choose_value(self, options: Sequence[str]) -> int:
+        """A model's question: a node whose choices are the answers, all explored."""
+        ex = self.explorer
+        position = len(self.decisions)
+        names = tuple(f"{ANSWER}{k}" for k in range(len(options)))
+        steps = {name: Step("answer", name) for name in names}
+        current = self.decisions[-1][0] if self.decisions else None
+        self.pendings.append({})
+        if position < len(self.prefix):
+            node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
+            if node is None or node.enabled != names:
+                raise NondeterminismError(
+                    f"decision {position + 1} of a replayed prefix asks a question with {len(options)} answers "
+                    f"({' / '.join(options)}) where an earlier run found {list(node.enabled) if node else '?'}: "
+                    "the tasks are not deterministic between sync points"
+                )
+            choice = self.prefix[position]
+        else:
+            node = self._new_node(names, current, steps)
+            choice = names[0]
+            if node is not None:
+                node.backtrack.append(choice)
+                node.done.append(choice)
+                for name in names[1:]:
+                    ex._push(node, name)
+        if node is not None:
+            self.path.append(node)
+            self._node = node
+        self.decisions.append((choice, steps[choice]))
+        return int(choice[len(ANSWER):])
+
     def _new_node(self, enabled: Sequence[str], current: str | None, steps: dict[str, Step]) -> Node | None:
         ex = self.explorer
         if self.blocked:
@@ -389,7 +435,7 @@ class DFSRun(Strategy):
             candidates = list(parent.sleep) + [(name, parent.steps[name]) for name in before if name != via]
             seen: list[str] = []
             for name, step in candidates:
-                if name == via or name in seen:
+                if name == via or name in seen or _is_answer(name):
                     continue
                 if not dependent(step, moved, ex.points):
                     sleep.append((name, step))

@@ -56,3 +56,7 @@ class PCT(Strategy):
             self.priority[best] = low
             best = max(enabled, key=lambda n: self.priority[n])
         return best
+
+    def choose_value(self, options: Sequence[str]) -> int:
+        """Answers are not priorities: uniformly random, from the same seed."""
+        return self.rng.randrange(len(options))

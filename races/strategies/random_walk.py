@@ -16,3 +16,6 @@ class RandomWalk(Strategy):
         self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
     ) -> str:
         return enabled[self.rng.randrange(len(enabled))]
+
+    def choose_value(self, options: Sequence[str]) -> int:
+        return self.rng.randrange(len(options))
