@@ -61,7 +61,7 @@ def controlled(scenario, backend: str) -> str:  # type: ignore[no-untyped-def]
 
 def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-untyped-def]
     print(f"fixes under races.stress (aligned), {runs} runs each: a fix must never fail")
-    print(f"{'scenario':<22}{'variant':<26}{'backend':<9}{'failures':>9}  outcomes")
+    print(f"{'scenario':<25}{'variant':<26}{'backend':<9}{'failures':>9}  outcomes")
     bad = 0
     for name in names:
         scenario = scenarios.load(name)
@@ -75,7 +75,7 @@ def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-unt
                             start_method=args.start_method, **sleep_options(scenario, args)):
             bad += not row.ok
             flag = "" if row.ok else "  <-- FAILS FOR REAL"
-            print(f"{name:<22}{row.variant:<26}{row.backend:<9}{row.failures:>9}  {row.outcomes}{flag}", flush=True)
+            print(f"{name:<25}{row.variant:<26}{row.backend:<9}{row.failures:>9}  {row.outcomes}{flag}", flush=True)
     races.shutdown()
     return 1 if bad else 0
 
@@ -101,7 +101,7 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
 
     print(f"buggy-variant failure rate under races.stress, {runs} runs per cell "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    header = f"{'scenario':<22}{'backend':<9}" + "".join(f"{m:<19}" for m, _, _ in MODES) + "controlled"
+    header = f"{'scenario':<25}{'backend':<9}" + "".join(f"{m:<19}" for m, _, _ in MODES) + "controlled"
     print(header)
     print("-" * len(header))
     notes = []
@@ -118,7 +118,7 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
         for backend in backends:
             if backend not in scenario.backends:
                 continue
-            row = f"{name:<22}{backend:<9}"
+            row = f"{name:<25}{backend:<9}"
             if settings["why_not"]:  # only control shows it: a real run would hang or say nothing
                 print(row + "".join(f"{'(control only)':<19}" for _ in MODES) + controlled(scenario, backend),
                       flush=True)
