@@ -177,6 +177,16 @@ def test_attribute_chain():
     assert all(r.first.op == "s.stats.count" for r in result.races)
 
 
+def test_closure_variables_are_bases():
+    counter = Counter()
+
+    def closure(_):
+        counter.value = counter.value + 1  # LOAD_DEREF
+
+    result = detect([closure, closure], setup=lambda: None)
+    assert {r.location for r in result.races} == {"Counter.value"}
+
+
 def test_two_objects_never_merge():
     def pair():
         return SimpleNamespace(a=Counter(), b=Counter())
@@ -340,6 +350,31 @@ def test_join_and_event_edges():
     assert detect({"w": write, "r": read}, setup=setup).races == []
 
 
+def child_bump(s):
+    s.n = s.n + 1
+
+
+def test_threads_started_from_a_task_are_traced_too():
+    def racy(s):
+        t = threading.Thread(target=child_bump, args=(s,))
+        t.start()
+        s.n = s.n + 1
+        t.join()
+
+    def joined(s):
+        t = threading.Thread(target=child_bump, args=(s,))
+        t.start()
+        t.join()
+        s.n = s.n + 1
+
+    result = detect([racy])
+    assert {r.location for r in result.races} == {"SimpleNamespace.n"}
+    assert {r.second.task for r in result.races} == {"t0/Thread-1 (child_bump)"}
+    assert detect([joined]).races == []  # start and join order them
+    lost = races.explore(box, [racy], lambda s: s.n == 2, granularity="line")
+    assert lost.failure.kind == "invariant"
+
+
 def test_a_single_task_never_races():
     def alone(c):
         for _ in range(3):
@@ -470,6 +505,32 @@ def test_process_backend_and_bad_values_are_refused():
         races.run(Counter, [bump], granularity="statement")
 
 
+def test_the_pytest_marker_takes_granularity(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest -W ignore::pytest.PytestAssertRewriteWarning")
+    pytester.makepyfile(test_inner="""
+        import pytest
+
+        class Counter:
+            def __init__(self):
+                self.value = 0
+
+        def bump(counter):
+            counter.value = counter.value + 1
+
+        def both(counter):
+            assert counter.value == 2, "lost update"
+
+        @pytest.mark.races(granularity="line")
+        def test_found(races):
+            with pytest.raises(AssertionError, match="lost update"):
+                races.check(Counter, [bump, bump], both)
+
+        def test_not_found_without(races):
+            races.check(Counter, [bump, bump], both)
+    """)
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
 # -- the bytecode analysis --------------------------------------------------------------
 
 
@@ -494,7 +555,19 @@ def shapes(s, obj, items):
     return x
 
 
+class Base:
+    flag = 1
+
+
+class Derived(Base):
+    def method(self, x):
+        self.x = x
+        return super().flag
+
+
 def test_plan_finds_each_shape():
+    assert planned(Derived.method, "self.x = x") == [("write", "self.x", False)]  # 3.13: LOAD_FAST_LOAD_FAST
+    assert [e for e in planned(Derived.method, "super().flag") if e[1] != "super"] == []  # LOAD_SUPER_ATTR
     assert planned(shapes, "s.value = s.value + 1") == [("read", "s.value", False), ("write", "s.value", True)]
     assert planned(shapes, "s.value += 1") == [("read", "s.value", False), ("write", "s.value", True)]
     assert planned(shapes, "obj.a.b = s.c") == [("read", "s.c", False), ("read", "obj.a", False),

@@ -290,7 +290,9 @@ def _run_from(code: types.CodeType, start: int) -> List[dis.Instruction]:
 def switches(code: types.CodeType) -> frozenset:
     """Offsets in ``code`` of the plain writes that follow a plain read on their
     line (``self.value = self.value + 1``, ``total += n``): each is a possible
-    switch of its own, so that the read and the write can be split."""
+    switch of its own, so that the read and the write can be split.  A global
+    read counts only for a write of the same global (it is often a function
+    or a module)."""
     found = _switches.get(code)
     if found is None:
         instructions, lines, _ = _code_instructions(code)
@@ -298,12 +300,16 @@ def switches(code: types.CodeType) -> frozenset:
         for i in range(len(instructions)):
             if i and lines[i] == lines[i - 1]:
                 continue
-            read = False
-            for planned in simulate(_run_from(code, i)):
-                if planned[1] == "read":
-                    read = True
-                elif read:
-                    offsets.add(planned[0])
+            attribute_read = False
+            global_reads = set()
+            for offset, kind, base, name, _, _ in simulate(_run_from(code, i)):
+                if kind == "read":
+                    if base is None:
+                        global_reads.add(name)
+                    else:
+                        attribute_read = True
+                elif attribute_read or (base is None and name in global_reads):
+                    offsets.add(offset)
         found = _switches[code] = frozenset(offsets)
     return found
 

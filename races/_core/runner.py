@@ -214,7 +214,7 @@ def run(
             handles = [ThreadTask(n, t, state) for n, t in zip(names, targets)]
 
             def spawner(name: str, call: Any) -> TaskHandle:
-                return ThreadTask(name, call, None)
+                return ThreadTask(name, line_trace.LineTraced(call) if lines else call, None)
         else:
             from .launchers import choose_launcher
             from .process_transport import ProcessTask
