@@ -333,8 +333,10 @@ _NOT_DATA = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, ty
 
 
 def _controlled(obj: Any) -> bool:
-    module = getattr(type(obj), "__module__", None) or ""
-    return module.split(".", 1)[0] in _SKIP_MODULES
+    """An object of (or a class from) races, multiprocessing, threading, queue."""
+    owner = obj if isinstance(obj, type) else type(obj)
+    module = getattr(owner, "__module__", None)
+    return isinstance(module, str) and module.split(".", 1)[0] in _SKIP_MODULES
 
 
 def _static_attr(obj: Any, name: str) -> Any:
