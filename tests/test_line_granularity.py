@@ -455,6 +455,23 @@ def test_monitoring_fails_over_to_another_free_id():
         sys.monitoring.free_tool_id(optimizer)
 
 
+@pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
+def test_every_tool_id_taken_falls_back_to_settrace():
+    taken = [i for i in line_trace.TOOL_IDS if sys.monitoring.get_tool(i) is None]
+    for i in taken:
+        sys.monitoring.use_tool_id(i, "someone else")
+    try:
+        state = SimpleNamespace()
+        races.run(lambda: state, [probe], granularity="line")
+        assert state.tool is None and getattr(state.trace, "__self__", None).__class__ is line_trace.TaskLines
+        result = races.explore(Counter, [bump, bump], both_counted, granularity="line")
+        assert result.failure.kind == "invariant"
+        assert all(sys.monitoring.get_tool(i) == "someone else" for i in taken)
+    finally:
+        for i in taken:
+            sys.monitoring.free_tool_id(i)
+
+
 @pytest.mark.skipif(MONITORING, reason="3.10-3.11 use sys.settrace")
 def test_settrace_path_before_3_12():
     state = SimpleNamespace()
