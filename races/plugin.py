@@ -26,6 +26,7 @@ MARKER_KEYS = (
     "preemption_bound",
     "detect_races",
     "shard",
+    "granularity",
 )
 BACKENDS = ("thread", "process")
 START_METHODS = ("spawn", "forkserver", "fork")
@@ -76,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "races(strategy=, max_schedules=, backend=, start_method=, preemption_bound=, detect_races=, "
-        "shard=): default options of the races fixture for this test",
+        "shard=, granularity=): default options of the races fixture for this test",
     )
     for name, choices in (
         ("backend", BACKENDS), ("start_method", START_METHODS), ("leak_check", LEAK_MODES)

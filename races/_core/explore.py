@@ -21,9 +21,6 @@ only the shard that owns it counts and reports it.
 """
 from __future__ import annotations
 
-import os
-import sys
-import sysconfig
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +34,7 @@ from ..strategies.random_walk import RandomWalk
 from ..strategies.replay import Replay
 from ..strategies.round_robin import RoundRobin
 from . import token as token_mod
+from .line_trace import GRANULARITIES, LineTraced, check_granularity, line_tasks
 from .result import Result
 from .runner import normalize_tasks, run
 from .shrink import shrink as shrink_run
@@ -50,63 +48,6 @@ class ScheduleFailure(AssertionError):
     def __init__(self, result: Result) -> None:
         super().__init__(result.report())
         self.result = result
-
-
-GRANULARITIES = ("step", "line")
-
-
-def _library_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {os.path.realpath(paths[k]) + os.sep for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep)  # races itself
-    return tuple(sorted(dirs))
-
-
-class LineTraced:
-    """A task whose every line of user code is a sync point (``granularity="line"``).
-
-    Each new line executed in a function of the user's code (not the standard
-    library, site-packages or races) first passes a point named
-    ``<file>@<line>``, so races between two plain Python statements are found
-    without writing ``races.point``.  A module-level class, so it pickles when
-    the task does (process backend).
-    """
-
-    def __init__(self, target: Callable[[Any], Any]) -> None:
-        self.target = target
-
-    def __call__(self, state: Any) -> Any:
-        from .agent import current
-
-        agent = current()
-        skip = _library_dirs()
-        user: dict[str, bool] = {}
-
-        def local(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line" and not agent.busy:  # type: ignore[union-attr]
-                agent.step("point", f"{os.path.basename(frame.f_code.co_filename)}@{frame.f_lineno}")  # type: ignore[union-attr]
-            return local
-
-        def calls(frame: Any, event: str, arg: Any) -> Any:
-            filename = frame.f_code.co_filename
-            mine = user.get(filename)
-            if mine is None:
-                mine = user[filename] = not filename.startswith("<") and not os.path.realpath(filename).startswith(skip)
-            return local if mine else None
-
-        if agent is None:
-            return self.target(state)
-        sys.settrace(calls)
-        try:
-            return self.target(state)
-        finally:
-            sys.settrace(None)
-
-
-def line_tasks(tasks: Any) -> dict[str, Callable[[Any], Any]]:
-    """``tasks`` with every task wrapped in :class:`LineTraced` (same names)."""
-    names, targets = normalize_tasks(tasks)
-    return {name: LineTraced(target) for name, target in zip(names, targets)}
 
 
 def _seed_int(seed: Any) -> int:
@@ -170,12 +111,9 @@ def explore(
     shard_pair = _check_shard(shard)
     if strategy == "replay" and not token:
         raise ValueError("strategy='replay' needs token='R1....'")
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
-    if granularity == "line":
-        tasks = line_tasks(tasks)
+    check_granularity(granularity)
     names, _ = normalize_tasks(tasks)
-    options = dict(run_options, backend=backend, seed=seed)
+    options = dict(run_options, backend=backend, seed=seed, granularity=granularity)
 
     def run_once(strat: Strategy) -> Result:
         return run(setup, tasks, invariant, strategy=strat, **options)

@@ -7,7 +7,7 @@ import random
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import affinity, ids, patch_mode, patches
+from . import affinity, ids, line_trace, patch_mode, patches
 from . import watch as _watch
 from . import schedule as schedule_mod
 from . import token as token_mod
@@ -132,8 +132,9 @@ def run(
     launcher: Any = None,
     teardown: Optional[Callable[[Any], Any]] = None,
     patch: bool = True,
-    detect_races: Any = False,
+    detect_races: Any = None,
     watch: Any = None,
+    granularity: str = "step",
 ) -> Result:
     """Run ``tasks`` one step at a time under the controller; see the README.
 
@@ -143,9 +144,14 @@ def run(
     :mod:`races._core.patch_mode`).
 
     ``detect_races``: False, True (a data race fails the run, kind ``race``) or
-    ``"report"`` (races are only listed); see :mod:`races.detect`.  ``watch``:
+    ``"report"`` (races are only listed); see :mod:`races.detect`.  The default
+    is False, or ``"report"`` with ``granularity="line"``.  ``watch``:
     directories (or ``lambda state: [...]``) whose files' accesses are checked
-    (thread backend); see :mod:`races._core.watch`."""
+    (thread backend); see :mod:`races._core.watch`.
+
+    ``granularity="line"`` (thread backend): every new line of user code is a
+    sync point and plain attribute and global accesses are checked by the
+    detector; see :mod:`races._core.line_trace`."""
     from ..strategies import NonPreemptive
     from ..strategies.choices import ChoiceSchedule
 
@@ -158,6 +164,15 @@ def run(
     else:
         steps = schedule_mod.parse(schedule, names + _child_names(schedule, names))
     _check_options(backend, start_method, timeout)
+    line_trace.check_granularity(granularity)
+    lines = granularity == "line"
+    if lines:
+        if backend != "thread":
+            raise ValueError("granularity='line' needs backend='thread' (a task process's plain "
+                             "objects are its own); use points or Manager objects with backend='process'")
+        targets = [line_trace.LineTraced(t) for t in targets]
+    if detect_races is None:
+        detect_races = "report" if lines else False
     if not callable(setup):
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
     method = start_method or default_start_method()
@@ -169,6 +184,8 @@ def run(
             for name, target in zip(names, targets):
                 check_picklable(name, target, method)
     options = {"backend": backend, "start_method": start_method or (method if backend == "process" else None), "seed": seed}
+    if lines:
+        options["granularity"] = "line"  # a token of a line-granularity run replays only with it
 
     ids.reset()
     process_children.reset()
@@ -184,6 +201,7 @@ def run(
     mask = affinity.pin(cpu) if backend == "thread" else None
     _active_context.append(ctx)
     controller: Optional[Controller] = None
+    traced = False
     try:
         try:
             with tracker, patch_mode.in_setup():
@@ -196,7 +214,7 @@ def run(
             handles = [ThreadTask(n, t, state) for n, t in zip(names, targets)]
 
             def spawner(name: str, call: Any) -> TaskHandle:
-                return ThreadTask(name, call, None)
+                return ThreadTask(name, line_trace.LineTraced(call) if lines else call, None)
         else:
             from .launchers import choose_launcher
             from .process_transport import ProcessTask
@@ -227,6 +245,9 @@ def run(
                 mask = affinity.pin(cpu)
 
             controller.after_boot = pin_after_boot
+        if lines:
+            line_trace.acquire(collect=bool(detect_races))
+            traced = True
         try:
             failure = controller.run()
             if failure is None and invariant is not None:
@@ -236,6 +257,8 @@ def run(
             if teardown is not None:
                 teardown(state)
     finally:
+        if traced:
+            line_trace.release()
         affinity.restore(mask)
         _active_context.pop()
         tracker.shutdown_all()

@@ -12,12 +12,14 @@
 * ``display``: the location as reports print it (``dict['num']``, ``ticket.json``).
 
 Accesses come from Manager proxy calls (kind ``manager``), ``races.Value`` /
-``races.Array`` (kind ``value``), ``races.shared`` objects (kind ``shared``)
-and files under a watched directory (kind ``file``).
+``races.Array`` (kind ``value``), ``races.shared`` objects (kind ``shared``),
+files under a watched directory (kind ``file``) and, with
+``granularity="line"``, the plain attribute and global accesses of a traced
+line (kind ``point``, several per step: see :func:`classify_all`).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 
 MANAGER_READS = frozenset({
@@ -116,6 +118,30 @@ _BY_KIND = {"manager": _manager, "value": _value, "shared": _shared, "file": _fi
 def classify(step: Any) -> Optional[Access]:
     fn = _BY_KIND.get(step.kind)
     return fn(step) if fn is not None else None
+
+
+def line_accesses(step: Any) -> tuple:
+    """The plain accesses a line-granularity point carries (see
+    :mod:`races._core.line_trace`): a tuple of ``LineAccess``, or ``()``."""
+    if step.kind == "point" and step.args and isinstance(step.args[0], tuple):
+        return step.args[0]
+    return ()
+
+
+# (kind, container, keys, display, where, op, stack)
+FullAccess = Tuple[str, str, Optional[tuple], str, str, str, tuple]
+
+
+def classify_all(step: Any) -> List[FullAccess]:
+    """Every access ``step`` makes, each with where it happens, what the task did
+    and its short stack: none, one (:func:`classify`), or a traced line's several."""
+    if step.kind == "point":
+        return [(a.kind, a.container, (a.key,), a.display, a.where, a.op, a.stack) for a in line_accesses(step)]
+    found = classify(step)
+    if found is None:
+        return []
+    kind, container, keys, display = found
+    return [(kind, container, keys, display, step.location, f"{step.label}.{step.name}", stack_of(step))]
 
 
 def stack_of(step: Any) -> tuple:

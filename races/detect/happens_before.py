@@ -19,7 +19,10 @@ task.  Synchronisation steps move clocks along the edges of the primitives:
 
 Accesses (see :mod:`races.detect.accesses`) are checked against the
 location's last write epoch and its reads (one epoch per task): two accesses
-race when at least one writes and neither happened before the other.
+race when at least one writes and neither happened before the other.  With
+``granularity="line"`` the accesses a task's traced lines made since its last
+step (see :func:`races._core.line_trace.drain`) are checked first at each of
+its steps, before the step's own edges, and at its end.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import collections
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import vector_clock as vc
-from .accesses import classify, stack_of
+from .._core import line_trace
+from .accesses import classify_all
 from .report import Access, Race
 
 _LOCKS = ("lock", "rlock")
@@ -89,7 +93,10 @@ class Detector:
         self._tid(child, parent or "main")
 
     def on_task_end(self, name: str) -> None:
-        """Nothing to do: a finished task's clock stays as it ended (join reads it)."""
+        """Check the last accesses of a line-traced task; its clock stays as it
+        ended (join reads it)."""
+        for found in line_trace.drain(name, final=True):
+            self._line_access(name, found)
 
     # -- sync edges ---------------------------------------------------------------
     def _release(self, tid: int, key: Any) -> None:
@@ -136,8 +143,10 @@ class Detector:
         return self.controller.models.get((kind, obj))
 
     def on_step(self, task: str, step: Any, reply: tuple) -> None:
+        for found in line_trace.drain(task):  # what its lines did since its last step
+            self._line_access(task, found)
         kind = step.kind
-        if kind in ("manager", "value", "shared", "file"):
+        if kind in ("manager", "value", "shared", "file") or (kind == "point" and step.args):
             self._access(task, step)
             return
         if reply[0] != "ok":
@@ -238,15 +247,19 @@ class Detector:
 
     # -- accesses -------------------------------------------------------------------
     def _access(self, task: str, step: Any) -> None:
-        found = classify(step)
-        if found is None:
-            return
-        kind, container, keys, display = found
+        for kind, container, keys, display, where, op, stack in classify_all(step):
+            self._record(task, kind, container, keys, display, where, op, stack)
+
+    def _line_access(self, task: str, found: Any) -> None:
+        self._record(task, found.kind, found.container, (found.key,), found.display, found.where,
+                     found.op, found.stack)
+
+    def _record(self, task: str, kind: str, container: str, keys: Optional[tuple], display: str,
+                where: str, op: str, stack: tuple) -> None:
         self.accesses += 1
         tid = self._tid(task)
         clock = self.clocks[tid]
-        access = Access(kind, task, step.location, display, f"{step.label}.{step.name}",
-                        stack_of(step), self.held[tid], container)
+        access = Access(kind, task, where, display, op, stack, self.held[tid], container)
         box = self.containers.get(container)
         if box is None:
             box = self.containers[container] = _Container()
@@ -296,4 +309,5 @@ def attach(controller: Any) -> Detector:
     for t in controller.tasks:
         detector._tid(t.name)
     controller.observers.append(detector.on_step)
+    controller.on_task_end.append(lambda record: detector.on_task_end(record.name))
     return detector

@@ -45,7 +45,7 @@ def replay_line(result: "Result") -> str:
         return result.replay_command
     opts = "".join(
         f", {k}={v!r}" for k, v in sorted(result.options.items())
-        if k in ("backend", "start_method") and v is not None
+        if k in ("backend", "start_method", "granularity") and v is not None
     )
     return f"races.replay({result.token!r}, setup, tasks, invariant{opts})"
 
