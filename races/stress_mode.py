@@ -65,6 +65,7 @@ import faulthandler
 import gc
 import multiprocessing
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -316,9 +317,9 @@ def _process_twins(ctx: Any, found: Mapping[str, Any]) -> tuple[dict[str, Any], 
         elif kind == "Event":
             twin = ctx.Event()
         elif kind in ("Queue", "SimpleQueue"):  # ctx.SimpleQueue lacks put(obj, block, timeout)
-            twin = ctx.Queue(getattr(obj, "_maxsize", 0) or 0)
+            twin = _queue_twin(ctx.Queue(getattr(obj, "_maxsize", 0) or 0), obj)
         elif kind == "JoinableQueue":
-            twin = ctx.JoinableQueue(getattr(obj, "_maxsize", 0) or 0)
+            twin = _queue_twin(ctx.JoinableQueue(getattr(obj, "_maxsize", 0) or 0), obj)
         elif kind == "Barrier":
             twin = ctx.Barrier(obj._parties, obj._action, obj._timeout)
         elif kind == "Condition" and getattr(obj._lock, "_id", None) in twins:
@@ -330,6 +331,19 @@ def _process_twins(ctx: Any, found: Mapping[str, Any]) -> tuple[dict[str, Any], 
         else:
             twins[obj_id] = twin
     return twins, notes
+
+
+def _queue_twin(twin: Any, obj: Any) -> Any:
+    """``twin`` with the items setup() put into ``obj`` (moved: the parent's
+    ``obj`` is plugged to the twin next)."""
+    local = obj._local
+    if local is not None and not isinstance(local, _Shared):
+        while True:
+            try:
+                twin.put(local.get_nowait())
+            except queue.Empty:
+                break
+    return twin
 
 
 def _shared_ctypes(ctx: Any, obj: Any) -> Any:
@@ -427,7 +441,39 @@ def _describe(exc: BaseException) -> tuple:
     return describe_exception(exc)
 
 
+def _children_since(before: Sequence[int]) -> list[Any]:
+    """The live multiprocessing children of this process not in ``before`` (pids)."""
+    return [p for p in multiprocessing.active_children() if p.pid not in before]
+
+
+def _exit_like_a_program(before: Sequence[int], deadline: float, run: _Run) -> None:
+    """What interpreter exit does to the processes the task threads started
+    (``multiprocessing``'s exit handler): terminate the daemons, join the
+    others, here within the run's ``deadline``; whatever is still alive then
+    is a ``timeout`` and is killed, so nothing outlives the run."""
+    for child in _children_since(before):
+        if child.daemon:
+            child.terminate()
+    for child in _children_since(before):
+        child.join(max(0.0, deadline - _monotonic()))
+    late = _children_since(before)
+    if late:
+        run.fail("timeout", "process(es) started by the tasks were still running at the run's timeout: "
+                 + ", ".join(f"{p.name} (pid {p.pid})" for p in late))
+    for child in late:
+        child.kill()
+        child.join(5.0)
+
+
 def _run_threads(names, targets, state, align, delays, align_timeout, timeout, run: _Run) -> None:  # type: ignore[no-untyped-def]
+    before = [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+    try:
+        _run_thread_tasks(names, targets, state, align, delays, align_timeout, timeout, run)
+    finally:
+        _exit_like_a_program(before, _monotonic() + (timeout if run.kind is None else 0.0), run)
+
+
+def _run_thread_tasks(names, targets, state, align, delays, align_timeout, timeout, run: _Run) -> None:  # type: ignore[no-untyped-def]
     n = len(names)
     gate = threading.Barrier(n, timeout=timeout)
     barrier = threading.Barrier(len(align), timeout=align_timeout) if align else None
@@ -808,7 +854,8 @@ def stress_settings(scenario: Any, aligned: bool = True, delayed: bool = False) 
             else:
                 targets = points
             delays = {p: DEFAULT_DELAY for p in targets} or None
-    return {"align": align, "delays": delays, "why_not": conf.get("why_not")}
+    return {"align": align, "delays": delays, "why_not": conf.get("why_not"),
+            "fix_limits": dict(conf.get("fix_limits") or {})}
 
 
 def stress_scenario(
@@ -870,20 +917,28 @@ def fidelity(
     ``fix_runs`` (default ``runs``) for the fixes; ``buggy=False`` skips the buggy
     variant.  A buggy variant expected to deadlock is skipped on the thread
     backend: its threads would stay blocked for good (threads cannot be killed).
-    A scenario that declares ``why_not`` (it can only be shown under control) is
-    skipped whole, with that reason in the row's note.
+    A scenario that declares ``why_not`` (its bug can only be shown under
+    control) has its buggy variant skipped, with that reason in the row's note;
+    its fixes are stressed like any other, except on a backend named in its
+    ``fix_limits`` (backend -> why stress cannot run them there: a limit of
+    stress mode, not of the model), which gets a skipped row with that reason.
     ``options`` go to :func:`stress` (``timeout``, ``start_method``...).
     """
     rows = []
-    why_not = stress_settings(scenario)["why_not"]
+    settings = stress_settings(scenario)
+    why_not, limits = settings["why_not"], settings["fix_limits"]
     for backend in backends:
         if backend not in scenario.backends:
             continue
-        if why_not:
-            rows.append(FidelityRow(scenario.name, "*", backend, 0, 0, 0.0, {}, f"skipped: {why_not}"))
-            continue
         for variant in scenario.variants():
             if variant == "buggy" and not buggy:
+                continue
+            if variant == "buggy" and why_not:
+                rows.append(FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {}, f"skipped: {why_not}"))
+                continue
+            if variant != "buggy" and backend in limits:
+                rows.append(FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {},
+                                        f"skipped: {limits[backend]}"))
                 continue
             if variant == "buggy" and backend == "thread" and scenario.expect == "deadlock":
                 rows.append(FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {},

@@ -13,14 +13,22 @@ waits for a dish that never comes.  Uncontrolled, both checks must fall in
 the gap of a few microseconds before the first ``get``, so the program
 hangs only now and then.  The schedule ``["eater1:get", "eater2:get"]`` runs
 each eater up to its ``get``, past its check: the second eater is then
-``blocked`` in ``get``, every time.
+``blocked`` in ``get``, every time.  (Exploration meets a second way too:
+both eaters ask while the dish is still in the feeder thread's buffer, both
+hear "empty", and nobody eats.)
 
-The fix.  Make the check and the take one operation: ``q.get_nowait()``
-takes the dish if there is one and raises ``queue.Empty`` if not, which
-the eater catches and goes home hungry (``get_nowait``).  Under the same
-schedule both eaters stand at their ``get_nowait``; one gets the dish, the
-other gets ``queue.Empty``, and the run passes.  The invariant asks that
-the one dish was eaten exactly once.
+The fix.  Make the check and the take one operation: ``q.get(timeout=1)``
+takes the dish if one comes within a second and raises ``queue.Empty`` if
+not, which the eater catches and goes home hungry (``get_timeout``).  Under
+the same schedule both eaters stand at their ``get``; one gets the dish, the
+other waits a (virtual) second, gets ``queue.Empty``, and the run passes.
+The invariant asks that the one dish was eaten exactly once.
+``q.get_nowait()`` looks like the same fix but is not: a
+``multiprocessing.Queue`` hands a put item to a feeder thread that writes it
+to the pipe later, and ``get_nowait()`` may look before it has, so both
+eaters can go home hungry with the dish still in flight.  Exploration tries
+that stale answer (``races explore empty_check_race``), and stressing such a
+fix on real processes shows it.
 """
 from __future__ import annotations
 
@@ -42,9 +50,9 @@ def eat_if_not_empty(state):
         state.eaten.append(state.q.get())
 
 
-def eat_nowait(state):
+def eat_or_go_home(state):
     try:
-        state.eaten.append(state.q.get_nowait())  # the fix: check and take in one step
+        state.eaten.append(state.q.get(timeout=1))  # the fix: check and take in one step
     except queue.Empty:
         pass
 
@@ -58,7 +66,7 @@ SCENARIO = Scenario(
     name="empty_check_race",
     setup=setup,
     buggy={"eater1": eat_if_not_empty, "eater2": eat_if_not_empty},
-    fixes={"get_nowait": {"eater1": eat_nowait, "eater2": eat_nowait}},
+    fixes={"get_timeout": {"eater1": eat_or_go_home, "eater2": eat_or_go_home}},
     schedule=["eater1:get", "eater2:get"],
     expect="blocked",
     invariant=dish_eaten_once,

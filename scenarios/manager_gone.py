@@ -90,5 +90,9 @@ SCENARIO = Scenario(
         "real children need 0.4 s of the main program's 2 s guess and finish in "
         "time; only a machine slower than the guess kills them, which virtual "
         "time stands for"
-    )}},
+    ), "fix_limits": {"process": (
+        "a stress task process's own children cannot rebuild the Lock it made "
+        "(FileNotFoundError in SemLock._rebuild): a limit of stress mode, "
+        "not yet understood; the thread backend stresses the fix"
+    )}}},
 )

@@ -130,7 +130,15 @@ def test_finds_every_catalogue_bug_without_its_schedule(name, strategy):
     scenario = scenarios.load(name)
     result = races.explore(scenario.setup, scenario.buggy, scenario.invariant, strategy=strategy,
                            backend="thread", teardown=scenario.teardown, max_schedules=500)
-    assert result.failure is not None and result.failure.kind == scenario.expect, result
+    assert result.failure is not None, result
+    assert result.failure.kind in (scenario.expect, *OTHER_WAYS_TO_FAIL.get(name, ())), result
+
+
+# Buggy variants with a second way to fail that a search may meet first (each
+# scenario's story tells it).
+OTHER_WAYS_TO_FAIL = {
+    "empty_check_race": ("invariant",),  # both eaters see the dish still in the feeder: nobody eats
+}
 
 
 def test_fixed_manager_is_exhaustively_correct_within_two_preemptions():

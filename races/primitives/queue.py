@@ -20,7 +20,8 @@ feeder thread, which writes it to the pipe later; ``empty()`` and
 process) they may say "empty" while ``qsize()`` already counts the item.
 The model keeps, per item, whether its feeder may still hold it: it is
 *in flight* until its putter calls ``join_thread()`` or ends (a ``get``
-takes it out of the queue for good).  While every
+takes it out of the queue for good); items ``setup()`` put were put by the
+program itself, which outlives the run, so they stay in flight.  While every
 item in the queue is in flight, ``empty()`` and a non-blocking ``get`` have
 two answers, the current state and the stale one (``True`` / ``queue.Empty``),
 and the controller lets the strategy choose (``choose_value``): a forced run
@@ -48,6 +49,8 @@ Full = _queue.Full
 Empty = _queue.Empty
 _RealQueue = _queue.Queue
 _RealSimpleQueue = _queue.SimpleQueue
+
+_BEFORE = "(before the run)"  # the putter of items setup() put: the program, which lives on
 
 # id -> the task-side object made in this process, so that the model (in the
 # controller's process) can start from what setup() put outside the harness.
@@ -253,7 +256,7 @@ class QueueModel(Model):
         self.closed = False
         self.join_thread_cancelled = False
         self._configured = False
-        # per item: (putter, its put number); "" for items put before the run
+        # per item: (putter, its put number); _BEFORE for items put before the run
         self.origin: collections.deque = collections.deque()
         self.puts: dict[str, int] = {}  # task -> puts made
         self.flushed: dict[str, int] = {}  # task -> its puts up to this one are in the pipe
@@ -281,7 +284,9 @@ class QueueModel(Model):
             for item in self.items:
                 local.put(item)
             self.unfinished = len(self.items)
-        self.origin.extend(("", 0) for _ in self.items)
+        # put by the program before the run: its feeder may still hold them
+        self.puts[_BEFORE] = len(self.items)
+        self.origin.extend((_BEFORE, i + 1) for i in range(len(self.items)))
 
     def _write_back(self) -> None:
         """Mirror the items into the object setup() made, so that code outside
@@ -305,7 +310,7 @@ class QueueModel(Model):
     # -- the stale view (module doc) ---------------------------------------------
     def _in_flight(self, origin: tuple[str, int]) -> bool:
         putter, number = origin
-        return bool(putter) and number > self.flushed.get(putter, 0)
+        return number > self.flushed.get(putter, 0)
 
     def _all_in_flight(self) -> bool:
         return bool(self.items) and all(self._in_flight(o) for o in self.origin)
