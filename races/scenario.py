@@ -2,7 +2,11 @@
 
 A scenario bundles the buggy task set, one or more fixed task sets, the
 schedule that forces the bug, the failure kind that bug produces and the
-backends it applies to.  Modules in ``scenarios/`` define one ``SCENARIO``
+backends it applies to.  ``proof`` says how a fix is proved (:meth:`Scenario.prove`):
+exhaustive exploration within ``preemption_bound`` (default 2), on the first
+``tasks`` tasks of the variant (default all) with ``setup_args`` passed to
+``setup`` (so a ten-task scenario can be proved at three: its setup and
+invariant must then follow the task count).  Modules in ``scenarios/`` define one ``SCENARIO``
 each; users may write their own for ``races explore MODULE:OBJECT``.
 """
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Scenario:
     teardown: Callable[[Any], Any] | None = None
     backends: tuple[str, ...] = ("thread", "process")
     options: dict[str, Any] = field(default_factory=dict)
+    proof: dict[str, Any] = field(default_factory=dict)
 
     @property
     def doc(self) -> str:
@@ -65,6 +70,26 @@ class Scenario:
             teardown=self.teardown,
             **opts,
         )
+
+    def prove(self, variant: str, max_schedules: int = 20_000, **options: Any) -> Result:
+        """Explore ``variant`` exhaustively within the scenario's ``proof`` bound.
+
+        The result passes and has ``exhaustive`` True when every schedule within
+        the bound holds; it fails with the shortest counterexample otherwise."""
+        from ._core.explore import explore
+
+        bound = self.proof.get("preemption_bound", 2)
+        tasks = dict(self.tasks_for(variant))
+        count = self.proof.get("tasks")
+        if count is not None:
+            tasks = dict(list(tasks.items())[:count])
+        args = tuple(self.proof.get("setup_args", ()))
+
+        def setup() -> Any:
+            return self.setup(*args)
+
+        return explore(setup, tasks, self.invariant, preemption_bound=bound, max_schedules=max_schedules,
+                       teardown=self.teardown, **self.run_options(**options))
 
     def replay(self, token: str, variant: str = "buggy", **options: Any) -> Result:
         opts = self.run_options(**options)

@@ -89,6 +89,7 @@ def every_dish_eaten(state):
 
 
 SCENARIO = Scenario(
+    proof={"preemption_bound": 1},  # proved exhaustively within this (Scenario.prove)
     name="consumer_count_mismatch",
     setup=setup,
     buggy={"main": main},

@@ -38,9 +38,9 @@ from races.scenario import Scenario
 TASKS = 10
 
 
-def setup():
-    data = races.manager().dict({"num": TASKS})  # outlives the main program
-    return SimpleNamespace(data=data, seen=races.manager().dict())
+def setup(children=TASKS):
+    data = races.manager().dict({"num": children})  # outlives the main program
+    return SimpleNamespace(data=data, seen=races.manager().dict(), children=children)
 
 
 def task(data, l):
@@ -50,8 +50,8 @@ def task(data, l):
         data["num"] = num - 1
 
 
-def start_all(data, l):
-    ps = [Process(target=task, args=(data, l)) for _ in range(TASKS)]
+def start_all(state, l):
+    ps = [Process(target=task, args=(state.data, l)) for _ in range(state.children)]
     for p in ps:
         p.start()
     return ps
@@ -59,7 +59,7 @@ def start_all(data, l):
 
 def main(state):
     l = Lock()
-    start_all(state.data, l)
+    start_all(state, l)
     time.sleep(2)  # the bug: a guess at how long the children take
     with l:  # no data race, and still too early
         state.seen["num"] = state.data["num"]  # print(data)
@@ -67,7 +67,7 @@ def main(state):
 
 def main_joins(state):
     l = Lock()
-    for p in start_all(state.data, l):
+    for p in start_all(state, l):
         p.join()  # the fix: wait for the children themselves
     with l:
         state.seen["num"] = state.data["num"]
@@ -79,6 +79,7 @@ def main_saw_every_decrement(state):
 
 
 SCENARIO = Scenario(
+    proof={"setup_args": (2,)},  # proved exhaustively within this (Scenario.prove)
     name="early_read",
     setup=setup,
     buggy={"main": main},

@@ -72,6 +72,7 @@ def tasks(task):
 
 
 SCENARIO = Scenario(
+    proof={"preemption_bound": 1},  # proved exhaustively within this (Scenario.prove)
     name="interleaved_output",
     setup=setup,
     buggy=tasks(greet),

@@ -37,8 +37,8 @@ from races.scenario import Scenario
 TASKS = 4  # the notes start 10; 4 tell the same story faster
 
 
-def setup():
-    return SimpleNamespace(seen=races.manager().dict())  # what the main program saw
+def setup(children=TASKS):
+    return SimpleNamespace(seen=races.manager().dict(), children=children)  # what the main program saw
 
 
 def task(data, l):
@@ -49,9 +49,9 @@ def task(data, l):
     l.release()
 
 
-def start_all(data):
+def start_all(data, children):
     l = Lock()
-    ps = [Process(target=task, args=(data, l)) for _ in range(TASKS)]
+    ps = [Process(target=task, args=(data, l)) for _ in range(children)]
     for p in ps:
         p.start()
     return ps
@@ -59,16 +59,16 @@ def start_all(data):
 
 def main(state):
     m = Manager()
-    data = m.dict({"num": TASKS})
-    start_all(data)
+    data = m.dict({"num": state.children})
+    start_all(data, state.children)
     time.sleep(2)  # the bug: a guess at how long the children take
     state.seen["num"] = data["num"]  # print(data); then main ends, and the Manager with it
 
 
 def main_joins(state):
     with Manager() as m:
-        data = m.dict({"num": TASKS})
-        for p in start_all(data):
+        data = m.dict({"num": state.children})
+        for p in start_all(data, state.children):
             p.join()  # the fix: the children are done before the Manager shuts down
         state.seen["num"] = data["num"]
 
@@ -79,6 +79,7 @@ def children_finished(state):
 
 
 SCENARIO = Scenario(
+    proof={"preemption_bound": 1, "setup_args": (2,)},  # proved exhaustively within this (Scenario.prove)
     name="manager_gone",
     setup=setup,
     buggy={"main": main},
