@@ -6,32 +6,9 @@ import functools
 import multiprocessing
 from types import SimpleNamespace
 
-import pytest
 
 import races
-from races._core import shared_manager
-from tests.test_runtime import task_processes, task_threads
-
-BACKENDS = [
-    pytest.param(("thread", None), id="thread"),
-    pytest.param(("process", "forkserver"), id="process-forkserver"),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    name, method = request.param
-    yield {"backend": name, "start_method": method}
-    assert task_threads() == []
-    warm = set(shared_manager.service_pids())  # races.manager() of other tests is a service
-    assert [pid for pid in task_processes() if pid not in warm] == []
-
-
-def outcome(fn, *args, **kwargs):
-    try:
-        return ("ok", fn(*args, **kwargs))
-    except Exception as exc:  # noqa: BLE001 - the outcome is what we compare
-        return ("raise", type(exc).__name__, str(exc))
+from tests.backends import outcome
 
 
 def assign(obj, attr, value):
