@@ -5,33 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import threading
 
-import pytest
 
 import races
 from races.primitives.process import Process as RacesProcess
-from races._core import services
-from tests.test_runtime import task_processes as _task_processes
-from tests.test_runtime import task_threads
-
-
-def task_processes():
-    """Live task processes: children that are not races's service processes
-    (templates, the shared Manager), the forkserver or the resource tracker."""
-    services_now = set(services.service_pids())
-    return [pid for pid in _task_processes() if pid not in services_now]
-
-BACKENDS = [
-    pytest.param(("thread", None), id="thread"),
-    pytest.param(("process", "forkserver"), id="process-forkserver"),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    name, method = request.param
-    yield {"backend": name, "start_method": method}
-    assert task_threads() == []
-    assert task_processes() == []
 
 
 def nothing():

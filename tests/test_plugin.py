@@ -12,32 +12,7 @@ import textwrap
 import pytest
 
 import races as racelib
-
-# The tiny lost-update example: run under the schedule below it fails every time.
-EXAMPLE = '''
-import pytest
-import races as racelib
-
-class Box:
-    pass
-
-def setup():
-    b = Box()
-    b.n = 0
-    return b
-
-def inc(b):
-    v = b.n
-    racelib.point("read")
-    b.n = v + 1
-
-def inv(b):
-    assert b.n == 2, f"lost update: n={b.n}"
-
-TASKS = {"a": inc, "b": inc}
-LOST = ["a:read", "b:read"]
-'''
-
+from tests.plugin_example import EXAMPLE  # the tiny lost update, failing under LOST
 
 @pytest.fixture(autouse=True)
 def _lean_inner_pytest(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:

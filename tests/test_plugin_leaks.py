@@ -11,31 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.plugin_example import EXAMPLE
+
 from races import _pytest_support
-
-EXAMPLE = '''
-import pytest
-import races as racelib
-
-class Box:
-    pass
-
-def setup():
-    b = Box()
-    b.n = 0
-    return b
-
-def inc(b):
-    v = b.n
-    racelib.point("read")
-    b.n = v + 1
-
-def inv(b):
-    assert b.n == 2, f"lost update: n={b.n}"
-
-TASKS = {"a": inc, "b": inc}
-LOST = ["a:read", "b:read"]
-'''
 
 TIMEOUT = 120  # bound of every pytest subprocess
 
