@@ -11,9 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.plugin_example import EXAMPLE
-
 from races import _pytest_support
+from tests.plugin_example import EXAMPLE
 
 TIMEOUT = 120  # bound of every pytest subprocess
 
