@@ -37,13 +37,15 @@ def in_task() -> Optional[str]:
 
 
 def shutdown() -> None:
-    """Stop the service processes races keeps warm (task templates, ``races.manager()``).
+    """Stop the service processes races keeps warm (task templates, ``races.manager()``)
+    and its parked task threads.
 
     They also stop by themselves when this process exits."""
-    from ._core import shared_manager, template
+    from ._core import shared_manager, template, thread_transport
 
     template.shutdown()
     shared_manager.shutdown()
+    thread_transport.shutdown_pool()
 
 
 _PRIMITIVES = (
