@@ -18,6 +18,7 @@ from .errors import TaskAborted
 from .step import Step, caller_location
 
 _tls = threading.local()
+_new_step = tuple.__new__  # Step(...) without its Python-level __new__ (every step makes one)
 
 
 class Channel:
@@ -53,7 +54,7 @@ class Agent:
         """Announce a step, wait for the controller, return its reply value."""
         if self.aborted:
             raise TaskAborted(f"task {self.name!r} was stopped by the controller")
-        step = Step(kind, name, obj, label, caller_location(depth + 1), args, timeout)
+        step = _new_step(Step, (kind, name, obj, label, caller_location(depth + 1), args, timeout))
         reply = self.channel.exchange(("step", step))
         tag = reply[0]
         if tag == "ok":

@@ -63,7 +63,7 @@ class TaskRecord:
 
     __slots__ = (
         "name", "index", "handle", "pending", "since", "status", "passed", "last_location",
-        "parent", "daemon", "kind",
+        "parent", "daemon", "kind", "model",
     )
 
     def __init__(self, name: str, index: int, handle: TaskHandle) -> None:
@@ -81,6 +81,10 @@ class TaskRecord:
         self.parent: Optional[str] = None
         self.daemon = False
         self.kind = "task"
+        self.model: Optional[Model] = None  # the model of ``pending`` (set with it)
+
+
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 
 class _Stop(Exception):
@@ -126,6 +130,7 @@ class Controller:
         self.on_task_end: List[Callable[[TaskRecord], None]] = []
         self.extras: Dict[str, Any] = {}
         self._step_note = ""
+        self._daemons = False  # some task is a daemon (only tasks started from tasks)
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
@@ -201,7 +206,10 @@ class Controller:
 
     def _enabled(self, t: TaskRecord) -> bool:
         step = t.pending
-        if self.model_for(step).enabled(t.name, step):
+        model = t.model
+        if model is None:
+            model = t.model = self.model_for(step)
+        if model.enabled(t.name, step):
             return True
         return step.timeout is not None and self.clock.now >= t.since + step.timeout
 
@@ -217,9 +225,11 @@ class Controller:
     def _decide(self) -> Optional[TaskRecord]:
         """The task to run next, or None when every task has ended.
         Raises _Stop (deadlock, blocked, max_steps) or Infeasible (schedule)."""
+        enabled_of = self._enabled
+        schedule = self.schedule
         while True:
             live = [t for t in self.tasks if t.status == "pending"]
-            if live and all(t.daemon for t in live):
+            if self._daemons and live and all(t.daemon for t in live):
                 # only daemons are left: the program exits and takes them down
                 for t in live:
                     self.terminate_task(t, f"daemon of {t.parent}" if t.kind == "process" else "daemon thread at exit")
@@ -232,10 +242,11 @@ class Controller:
                     f"the run took more than max_steps={self.max_steps} steps "
                     "(a livelock, or raise max_steps)\n" + self.where_tasks_stand(),
                 ))
-            enabled = [t for t in live if self._enabled(t)]
-            pick = self.schedule.pick(self, enabled)
-            if pick is not None:
-                return pick
+            enabled = [t for t in live if enabled_of(t)]
+            if schedule.position < len(schedule.steps):
+                pick = schedule.pick(self, enabled)
+                if pick is not None:
+                    return pick
             if not enabled:
                 if self._advance_clock(live):
                     continue
@@ -256,7 +267,9 @@ class Controller:
     def _take(self, t: TaskRecord) -> tuple:
         """Apply ``t``'s pending step to the model and record it; return its reply."""
         step = t.pending
-        model = self.model_for(step)
+        model = t.model
+        if model is None:
+            model = t.model = self.model_for(step)
         note = ""
         self._step_note = ""
         if model.enabled(t.name, step):
@@ -268,10 +281,10 @@ class Controller:
             note = self._step_note
             self._step_note = ""
         self.choices.append(t.index)
-        self.trace.append(TraceEntry(
-            len(self.trace) + 1, t.name, step.name, step.kind, step.label,
-            step.location, self.clock.now, note,
-        ))
+        trace = self.trace
+        trace.append(_new_tuple(TraceEntry, (
+            len(trace) + 1, t.name, step.name, step.kind, step.label, step.location, self.clock.now, note,
+        )))
         for observe in self.observers:
             observe(t.name, step, reply)
         t.status = "running"
@@ -287,13 +300,20 @@ class Controller:
         if tag == "step":
             step: Step = event[1]
             t.pending = step
+            t.model = None  # looked up when first asked
             t.since = self.clock.now
             t.status = "pending"
             t.last_location = step.location
-            t.passed.append(step.name)
-            for name in (step.name, step.describe()):
-                if name not in self._points_set:
-                    self._points_set.add(name)
+            name = step.name
+            t.passed.append(name)
+            seen = self._points_set
+            if name not in seen:
+                seen.add(name)
+                self._points_seen.append(name)
+            if step.label:
+                name = f"{step.label}.{name}"
+                if name not in seen:
+                    seen.add(name)
                     self._points_seen.append(name)
             return
         self._task_ended(t, tag)
@@ -362,6 +382,7 @@ class Controller:
         record = TaskRecord(name, len(self.tasks), handle)
         record.parent = parent_name
         record.daemon = bool(spec["daemon"])
+        self._daemons = self._daemons or record.daemon
         record.kind = kind
         self.tasks.append(record)
         self._by_name[name] = record

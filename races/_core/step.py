@@ -113,12 +113,19 @@ def short_path(filename: str) -> str:
     return found
 
 
+_user_files: dict = {}  # filename -> _is_user_frame(filename): asked at every step
+
+
 def caller_location(depth: int = 2) -> str:
     """``file:line`` of the innermost frame outside races and the stdlib's sync modules."""
     frame: Any = sys._getframe(depth)
+    user_files = _user_files
     while frame is not None:
         filename = frame.f_code.co_filename
-        if _is_user_frame(filename):
+        user = user_files.get(filename)
+        if user is None:
+            user = user_files[filename] = _is_user_frame(filename)
+        if user:
             return f"{short_path(filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return "?"

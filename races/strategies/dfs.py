@@ -213,6 +213,9 @@ class DFSExplorer:
             self.redundant += 1
         if not self.reduction:
             return
+        if self.points == "dependent":
+            self._record_dependent(run)
+            return
         decisions = run.decisions
         n = len(decisions)
         hb_incl: list[int] = [0] * n  # bit i set: decision i happens before (or is) this one
@@ -247,6 +250,30 @@ class DFSExplorer:
                     prefix |= hb_incl[k]
             last_of_task[task_j] = j
         self._pending_races(run, hb_incl)
+
+    def _record_dependent(self, run: DFSRun) -> None:
+        """:meth:`record` when every two steps of different tasks are dependent
+        (``points="dependent"``): the same backtrack points, in the same order,
+        in linear time.
+
+        There every step ``j`` happens after every earlier step (``hb_incl[j]``
+        holds bits ``0..j``), so the one race of step ``j`` that no other
+        predecessor covers is with step ``j - 1`` when another task took it;
+        and in :meth:`_pending_races` the last step of another task before
+        decision ``j`` comes after the last step of the pending task exactly
+        when it is step ``j - 1`` and that task did not take it."""
+        tasks = [task for task, _ in run.decisions]
+        n = len(tasks)
+        add = self._add_backtrack
+        for j in range(1, n):
+            if tasks[j - 1] != tasks[j]:
+                add(run, j - 1, tasks[j])
+        pendings = run.pendings
+        for j in range(1, min(n, len(pendings))):
+            before = tasks[j - 1]
+            for task in pendings[j]:
+                if task != before:
+                    add(run, j - 1, task)
 
     def _pending_races(self, run: DFSRun, hb_incl: list[int]) -> None:
         """Flanagan and Godefroid's ``next(s, p)``: at every state, the step each
@@ -318,11 +345,18 @@ class DFSRun(Strategy):
     ) -> str:
         ex = self.explorer
         position = len(self.decisions)
-        steps = {name: self._canon.step((pending or {}).get(name) or Step("point", name)) for name in enabled}
-        self.pendings.append({
-            name: steps[name] if name in steps else self._canon.step(step)
-            for name, step in (pending or {}).items()
-        })
+        steps: Mapping[str, Step]
+        if ex.points == "dependent" and pending is not None and ex.reduction:
+            # every two steps of different tasks are dependent: no step is ever
+            # compared (record, sleep sets), only which tasks stood where
+            steps = pending
+            self.pendings.append(pending)
+        else:
+            steps = {name: self._canon.step((pending or {}).get(name) or Step("point", name)) for name in enabled}
+            self.pendings.append({
+                name: steps[name] if name in steps else self._canon.step(step)
+                for name, step in (pending or {}).items()
+            })
         if position < len(self.prefix):
             node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
             if node is None or node.enabled != tuple(enabled):
@@ -363,7 +397,7 @@ class DFSRun(Strategy):
         self.decisions.append((choice, steps[choice]))
         return choice
 
-    def _new_node(self, enabled: Sequence[str], current: str | None, steps: dict[str, Step]) -> Node | None:
+    def _new_node(self, enabled: Sequence[str], current: str | None, steps: Mapping[str, Step]) -> Node | None:
         ex = self.explorer
         if self.blocked:
             return None
