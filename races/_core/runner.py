@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import random
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import affinity, ids, patch_mode, patches
@@ -45,7 +46,7 @@ def mp_context() -> Any:
 
 
 def normalize_tasks(tasks: Tasks) -> Tuple[List[str], List[Callable]]:
-    if isinstance(tasks, Mapping):
+    if isinstance(tasks, (dict, Mapping)):
         items = list(tasks.items())
     elif isinstance(tasks, (list, tuple)):
         items = [(f"t{i}", t) for i, t in enumerate(tasks)]
@@ -129,6 +130,42 @@ def _check_invariant(invariant: Callable, state: Any) -> Optional[Failure]:
     return None
 
 
+_strategy_cache: List[Any] = []
+
+
+def _strategy_classes() -> Tuple[Any, Any]:
+    """``(NonPreemptive, ChoiceSchedule)``, imported once (not at module import:
+    the strategies import the core)."""
+    if not _strategy_cache:
+        from ..strategies import NonPreemptive
+        from ..strategies.choices import ChoiceSchedule
+
+        _strategy_cache[:] = [NonPreemptive, ChoiceSchedule]
+    return _strategy_cache[0], _strategy_cache[1]
+
+
+_seeded: Dict[str, Any] = {}
+
+
+def _seeded_state(seed: Any) -> Any:
+    """The state ``random.seed(f"{seed}")`` gives (seeding hashes the string:
+    computed once per seed, then set with ``setstate``)."""
+    key = f"{seed}"
+    state = _seeded.get(key)
+    if state is None:
+        saved = random.getstate()
+        random.seed(key)
+        state = random.getstate()
+        random.setstate(saved)
+        if len(_seeded) > 64:
+            _seeded.clear()
+        _seeded[key] = state
+    return state
+
+
+_sessions: Dict[int, "session"] = {}  # thread ident -> the session it is in
+
+
 class session:
     """Context manager around many runs made from one thread (an exploration).
 
@@ -150,10 +187,18 @@ class session:
             if self.patch:
                 patch_mode.install(threads=True)
             self.pinned.__enter__()
+            ident = threading.get_ident()
+            self.outer = _sessions.get(ident)
+            if self.outer is None:
+                self.saved_random = random.getstate()
+                _sessions[ident] = self
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.active:
+            if self.outer is None:
+                _sessions.pop(threading.get_ident(), None)
+                random.setstate(self.saved_random)
             self.pinned.__exit__(*exc)
             if self.patch:
                 patch_mode.uninstall(threads=True)
@@ -189,8 +234,7 @@ def run(
     ``"report"`` (races are only listed); see :mod:`races.detect`.  ``watch``:
     directories (or ``lambda state: [...]``) whose files' accesses are checked
     (thread backend); see :mod:`races._core.watch`."""
-    from ..strategies import NonPreemptive
-    from ..strategies.choices import ChoiceSchedule
+    NonPreemptive, ChoiceSchedule = _strategy_classes()
 
     names, targets = normalize_tasks(tasks)
     if isinstance(schedule, ChoiceSchedule):  # preemption offsets (races.strategies.schedules())
@@ -216,8 +260,9 @@ def run(
     ids.reset()
     process_children.reset()
     _forget_earlier_runs()
-    saved_random = random.getstate()
-    random.seed(f"{seed}")
+    outer = _sessions.get(threading.get_ident())
+    saved_random = random.getstate() if outer is None else None  # a session restores it once, at its end
+    random.setstate(_seeded_state(seed))  # as random.seed(f"{seed}")
     tracker = patches.ManagerTracker()
     if backend == "thread":
         patches.install()
@@ -225,6 +270,7 @@ def run(
         patch_mode.install(threads=backend == "thread")
     cpu = affinity.choose()
     mask = affinity.pin(cpu) if backend == "thread" else None
+    policy = affinity.batch() if mask is not None else None  # see affinity: one switch per handoff
     _active_context.append(ctx)
     controller: Optional[Controller] = None
     try:
@@ -279,6 +325,7 @@ def run(
             if teardown is not None:
                 teardown(state)
     finally:
+        affinity.unbatch(policy)
         affinity.restore(mask)
         _active_context.pop()
         tracker.shutdown_all()
@@ -289,12 +336,19 @@ def run(
         if backend == "thread":
             patches.uninstall()
         _watch.stop()
-        random.setstate(saved_random)
-    fp = token_mod.fingerprint(names, [(e.task, e.name) for e in controller.trace])
+        if saved_random is not None:
+            random.setstate(saved_random)
+    trace = controller.trace
+    choices = controller.choices
+
+    def token() -> str:  # most runs of an exploration never show theirs
+        fp = token_mod.fingerprint(names, [(e.task, e.name) for e in trace])
+        return token_mod.encode(choices, fp)
+
     result = Result(
         failure,
-        controller.trace,
-        token_mod.encode(controller.choices, fp),
+        trace,
+        token,
         controller.task_names,
         schedule,
         controller.warnings,

@@ -121,6 +121,8 @@ def _take(name: str, cpu: Optional[int]) -> _Worker:
 
 
 def _serve(worker: _Worker) -> None:
+    if worker.cpu is not None:
+        affinity.batch()  # a harness thread for good (see affinity)
     try:
         while True:
             worker.go.acquire()  # parked until the first grant of a task, or shutdown
@@ -131,6 +133,8 @@ def _serve(worker: _Worker) -> None:
             try:
                 if job.cpu != worker.cpu:
                     affinity.pin_thread(job.cpu)
+                    if worker.cpu is None:
+                        affinity.batch()
                     worker.cpu = job.cpu
                 job._run()
                 kept = _park(worker)
