@@ -41,7 +41,9 @@ from collections.abc import Mapping, Sequence
 from .._core.errors import RacesError
 from .._core.step import Step
 from .base import Strategy
-from .choices import default_choice, is_preemption
+from .choices import Decision, Recorder, default_choice, is_preemption
+
+_new_tuple = tuple.__new__  # a Decision without its Python-level __new__
 
 POINTS_MODES = ("dependent", "independent")
 
@@ -216,7 +218,7 @@ class DFSExplorer:
         if self.points == "dependent":
             self._record_dependent(run)
             return
-        decisions = run.decisions
+        decisions = run.moves
         n = len(decisions)
         hb_incl: list[int] = [0] * n  # bit i set: decision i happens before (or is) this one
         last_of_task: dict[str, int] = {}
@@ -262,7 +264,7 @@ class DFSExplorer:
         and in :meth:`_pending_races` the last step of another task before
         decision ``j`` comes after the last step of the pending task exactly
         when it is step ``j - 1`` and that task did not take it."""
-        tasks = [task for task, _ in run.decisions]
+        tasks = [task for task, _ in run.moves]
         n = len(tasks)
         add = self._add_backtrack
         for j in range(1, n):
@@ -281,7 +283,7 @@ class DFSExplorer:
         last dependent step of another task that does not happen before it.
         Without this, a task that only ever *waits* for a lock the other task
         took first never gets to take it first: lock-order deadlocks hide."""
-        decisions = run.decisions
+        decisions = run.moves
         last_of_task: dict[str, int] = {}
         for j, pending in enumerate(run.pendings[: len(decisions)]):
             for task, step in pending.items():
@@ -309,7 +311,7 @@ class DFSExplorer:
                 self._push(node, name)
         if self.bound is not None:
             # Coons et al.: also try the switch where the preempted task's run of steps began
-            runner = run.decisions[i][0]
+            runner = run.moves[i][0]
             k = i
             while k > 0 and run.path[k].current == runner:
                 k -= 1
@@ -323,32 +325,40 @@ class DFSExplorer:
                             self._push(earlier, other)
 
 
-class DFSRun(Strategy):
+class DFSRun(Recorder):
     """One run of the search: follow the prefix to ``(node, choice)``, then the
-    default order, growing the tree."""
+    default order, growing the tree.  It records its decisions as a
+    :class:`~races.strategies.choices.Recorder` does (the explorer shrinks a
+    failing run from them), without the extra layer."""
 
     def __init__(self, explorer: DFSExplorer, node: Node | None, choice: str | None) -> None:
+        super().__init__(Strategy())
         self.explorer = explorer
         self.prefix: list[str] = (node.choices() + [choice]) if node is not None else []  # type: ignore[list-item]
         self.path: list[Node] = []  # tree nodes of this run's decisions (until a sleep-set block)
-        self.decisions: list[tuple[str, Step]] = []  # (task, canonical step) per decision
+        self.moves: list[tuple[str, Step]] = []  # (task, canonical step) per decision
         # before each decision: the step every live task stands at, blocked ones too
-        self.pendings: list[dict[str, Step]] = []
+        self.pendings: list[Mapping[str, Step]] = []
         self.blocked = False
-        self.preemptions = 0
+        self.preempted = 0
         self._canon = _Canon()
         self._start = node
         self._node: Node | None = None  # the node of the last decision
+        # every two steps of different tasks are dependent: no step is ever
+        # compared (record, sleep sets), only which tasks stood where
+        self._raw_steps = explorer.points == "dependent" and explorer.reduction
+
+    def finished(self, failed: bool) -> None:
+        self.failed = failed
 
     def choose(
         self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
     ) -> str:
         ex = self.explorer
-        position = len(self.decisions)
+        moves = self.moves
+        position = len(moves)
         steps: Mapping[str, Step]
-        if ex.points == "dependent" and pending is not None and ex.reduction:
-            # every two steps of different tasks are dependent: no step is ever
-            # compared (record, sleep sets), only which tasks stood where
+        if self._raw_steps and pending is not None:
             steps = pending
             self.pendings.append(pending)
         else:
@@ -357,21 +367,24 @@ class DFSRun(Strategy):
                 name: steps[name] if name in steps else self._canon.step(step)
                 for name, step in (pending or {}).items()
             })
-        if position < len(self.prefix):
-            node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
-            if node is None or node.enabled != tuple(enabled):
+        names = tuple(enabled)
+        prefix = self.prefix
+        if position < len(prefix):
+            node = self._node.children.get(prefix[position - 1]) if position else ex.root  # type: ignore[union-attr]
+            if node is None or node.enabled != names:
                 raise NondeterminismError(
                     f"decision {position + 1} of a replayed prefix found tasks {list(enabled)} able to run, "
                     f"where an earlier run found {list(node.enabled) if node else '?'}: the tasks are not "
                     "deterministic between sync points (uncontrolled threads, time or I/O?)"
                 )
-            choice = self.prefix[position]
+            choice = prefix[position]
         else:
             node = self._new_node(enabled, current, steps)
             if node is None:
                 choice = default_choice(enabled, current)
             else:
-                awake = [name for name in enabled if name not in node.sleeping()]
+                sleeping = node.sleeping() if node.sleep else ()
+                awake = [name for name in enabled if name not in sleeping] if sleeping else list(enabled)
                 if not awake:
                     # every choice is covered by an earlier sibling: redundant from here on
                     self.blocked = True
@@ -392,9 +405,13 @@ class DFSRun(Strategy):
         if node is not None:
             self.path.append(node)
             self._node = node
-        if is_preemption(enabled, current, choice):
-            self.preemptions += 1
-        self.decisions.append((choice, steps[choice]))
+        if current is not None and choice != current and current in enabled:  # a preemption
+            self.preempted += 1
+        step = steps[choice]
+        moves.append((choice, step))
+        self.decisions.append(_new_tuple(Decision, (
+            names, current, choice, pending.get(choice) if pending is not None else None,
+        )))
         return choice
 
     def _new_node(self, enabled: Sequence[str], current: str | None, steps: Mapping[str, Step]) -> Node | None:
@@ -405,8 +422,8 @@ class DFSRun(Strategy):
         if parent is None:
             if ex.root is None:
                 ex.root = Node(None, None, enabled, current, steps, [], 0)
-            return ex.root if len(self.decisions) == 0 else None
-        via = self.decisions[-1][0]
+            return ex.root if len(self.moves) == 0 else None
+        via = self.moves[-1][0]
         existing = parent.children.get(via)
         if existing is not None:  # cannot happen for a fresh alternative; keep the tree consistent
             return existing
