@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import diagnose
 from .clock import VirtualClock
+from .model import OK as _OK
 from .model import Model, model_class
 from .schedule import Infeasible, ScheduleDriver
 from .step import Failure, Step, TraceEntry
@@ -144,7 +145,12 @@ class Controller:
         key = (step.kind, step.obj)
         model = self.models.get(key)
         if model is None:
-            model = model_class(step.kind)(step.obj or step.kind, step.label or step.kind, self)
+            cls = model_class(step.kind)
+            model = cls(step.obj or step.kind, step.label or step.kind, self)
+            # a model that keeps the base's enabled()/apply() never blocks and replies OK:
+            # the hot path skips those calls (see _decide, _take)
+            model._races_always = cls.enabled is Model.enabled
+            model._races_plain = model._races_always and cls.apply is Model.apply
             self.models[key] = model
         return model
 
@@ -209,7 +215,7 @@ class Controller:
         model = t.model
         if model is None:
             model = t.model = self.model_for(step)
-        if model.enabled(t.name, step):
+        if model._races_always or model.enabled(t.name, step):
             return True
         return step.timeout is not None and self.clock.now >= t.since + step.timeout
 
@@ -225,24 +231,46 @@ class Controller:
     def _decide(self) -> Optional[TaskRecord]:
         """The task to run next, or None when every task has ended.
         Raises _Stop (deadlock, blocked, max_steps) or Infeasible (schedule)."""
-        enabled_of = self._enabled
         schedule = self.schedule
         while True:
-            live = [t for t in self.tasks if t.status == "pending"]
-            if self._daemons and live and all(t.daemon for t in live):
-                # only daemons are left: the program exits and takes them down
-                for t in live:
-                    self.terminate_task(t, f"daemon of {t.parent}" if t.kind == "process" else "daemon thread at exit")
+            if self._daemons:
+                live = [t for t in self.tasks if t.status == "pending"]
+                if live and all(t.daemon for t in live):
+                    # only daemons are left: the program exits and takes them down
+                    for t in live:
+                        self.terminate_task(
+                            t, f"daemon of {t.parent}" if t.kind == "process" else "daemon thread at exit"
+                        )
+                    live = []
+                if not live:
+                    return None
+                self._check_max_steps()
+                enabled = [t for t in live if self._enabled(t)]
+                names = [t.name for t in enabled]
+                pending = {t.name: t.pending for t in live}
+            else:
+                # one pass: the live tasks, the enabled ones (in task order), their steps
                 live = []
-            if not live:
-                return None
-            if len(self.choices) >= self.max_steps:
-                raise _Stop(Failure(
-                    "timeout",
-                    f"the run took more than max_steps={self.max_steps} steps "
-                    "(a livelock, or raise max_steps)\n" + self.where_tasks_stand(),
-                ))
-            enabled = [t for t in live if enabled_of(t)]
+                enabled = []
+                names = []
+                pending = {}
+                for t in self.tasks:
+                    if t.status != "pending":
+                        continue
+                    live.append(t)
+                    step = pending[t.name] = t.pending
+                    model = t.model
+                    if model is None:
+                        model = t.model = self.model_for(step)
+                    if (
+                        model._races_always or model.enabled(t.name, step)
+                        or (step.timeout is not None and self.clock.now >= t.since + step.timeout)
+                    ):
+                        enabled.append(t)
+                        names.append(t.name)
+                if not live:
+                    return None
+                self._check_max_steps()
             if schedule.position < len(schedule.steps):
                 pick = schedule.pick(self, enabled)
                 if pick is not None:
@@ -252,10 +280,15 @@ class Controller:
                     continue
                 raise _Stop(diagnose.no_task_can_run(self, live))
             current = self.current.name if self.current is not None else None
-            name = self.strategy.choose(
-                [t.name for t in enabled], current, {t.name: t.pending for t in live}
-            )
-            return self._by_name[name]
+            return self._by_name[self.strategy.choose(names, current, pending)]
+
+    def _check_max_steps(self) -> None:
+        if len(self.choices) >= self.max_steps:
+            raise _Stop(Failure(
+                "timeout",
+                f"the run took more than max_steps={self.max_steps} steps "
+                "(a livelock, or raise max_steps)\n" + self.where_tasks_stand(),
+            ))
 
     def _advance_clock(self, live: List[TaskRecord]) -> bool:
         deadlines = [t.since + t.pending.timeout for t in live if t.pending.timeout is not None]
@@ -271,22 +304,29 @@ class Controller:
         if model is None:
             model = t.model = self.model_for(step)
         note = ""
-        self._step_note = ""
-        if model.enabled(t.name, step):
-            reply = model.apply(t.name, step)
+        if model._races_plain:
+            reply = _OK
         else:
-            reply = model.on_timeout(t.name, step)
-            note = f"timed out after {step.timeout:g}s"
-        if self._step_note:
-            note = self._step_note
             self._step_note = ""
+            if model._races_always or model.enabled(t.name, step):
+                reply = model.apply(t.name, step)
+            else:
+                reply = model.on_timeout(t.name, step)
+                note = f"timed out after {step.timeout:g}s"
+            if self._step_note:
+                note = self._step_note
+                self._step_note = ""
         self.choices.append(t.index)
         trace = self.trace
         trace.append(_new_tuple(TraceEntry, (
             len(trace) + 1, t.name, step.name, step.kind, step.label, step.location, self.clock.now, note,
         )))
-        for observe in self.observers:
-            observe(t.name, step, reply)
+        if self.observers:
+            kind = step.kind
+            for observe in self.observers:
+                kinds = getattr(observe, "KINDS", None)
+                if kinds is None or kind in kinds:
+                    observe(t.name, step, reply)
         t.status = "running"
         self.current = t
         return reply
@@ -340,17 +380,18 @@ class Controller:
         raise _Stop(Failure("crash", f"task {t.name!r} sent an unexpected message {event!r}", t.name))
 
     def _task_ended(self, t: TaskRecord, tag: str) -> None:
-        t.status = {"done": "done", "aborted": "aborted"}.get(tag, "failed")
+        t.status = tag if tag == "done" or tag == "aborted" else "failed"
         if tag == "done":
-            self.trace.append(TraceEntry(
-                len(self.trace) + 1, t.name, "end", "end", None, t.last_location, self.clock.now,
-            ))
+            trace = self.trace
+            trace.append(_new_tuple(TraceEntry, (
+                len(trace) + 1, t.name, "end", "end", None, t.last_location, self.clock.now, "",
+            )))
         for model in list(self.models.values()):
             model.task_ended(t.name)
         if tag == "done":
             for hook in list(self.on_task_end):
                 hook(t)
-            if t.kind != "thread":
+            if t.kind != "thread" and self._daemons:
                 # its exit terminates the daemon processes it started (multiprocessing's atexit)
                 for child in list(self.tasks):
                     if (

@@ -442,6 +442,8 @@ def _manager_start(self: Any, *args: Any, **kwargs: Any) -> Any:
 def shutdown_task_managers(task: Optional[str] = None) -> List[str]:
     """Shut down the Managers ``task`` started (every task's when None), as the
     finalizers of its process do at exit.  Returns a phrase per Manager."""
+    if not _task_managers:
+        return []
     names = [task] if task is not None else list(_task_managers)
     done = []
     for name in names:

@@ -29,9 +29,14 @@ START_METHODS = ("spawn", "forkserver", "fork")
 _active_context: List[Any] = []
 
 
+_default_method: List[str] = []
+
+
 def default_start_method() -> str:
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"
+    if not _default_method:  # the platform's methods do not change: asked once
+        methods = multiprocessing.get_all_start_methods()
+        _default_method.append("forkserver" if "forkserver" in methods else "spawn")
+    return _default_method[0]
 
 
 def mp_context() -> Any:

@@ -126,9 +126,15 @@ def caller_location(depth: int = 2) -> str:
         if user is None:
             user = user_files[filename] = _is_user_frame(filename)
         if user:
-            return f"{short_path(filename)}:{frame.f_lineno}"
+            found = _short.get((_getcwd(), filename))  # short_path(), inlined: every step asks
+            if found is None:
+                found = short_path(filename)
+            return f"{found}:{frame.f_lineno}"
         frame = frame.f_back
     return "?"
+
+
+_getcwd = os.getcwd
 
 
 def caller_stack(depth: int = 2, limit: int = 4) -> tuple:

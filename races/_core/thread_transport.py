@@ -27,7 +27,6 @@ its turn) gives its worker back without a switch.
 """
 from __future__ import annotations
 
-import contextvars
 import ctypes
 import os
 import sys
@@ -35,6 +34,7 @@ import threading
 import time
 import traceback
 from _thread import allocate_lock
+from contextvars import Context as _Context
 from typing import Any, Callable, List, Optional
 
 from . import affinity
@@ -71,6 +71,14 @@ def target_location(target: Callable) -> str:
     return f"{short_path(code.co_filename)}:{code.co_firstlineno}"
 
 
+def _start_step(target: Callable) -> Step:
+    """A task's first step: ``start``, located at its target."""
+    return _new_tuple(Step, ("start", "start", None, None, target_location(target), (), None))
+
+
+_new_tuple = tuple.__new__
+
+
 # -- the pool of worker threads ---------------------------------------------------
 
 # threading.local lives in the thread-state dict up to 3.12: dropping that dict
@@ -98,7 +106,7 @@ _idle: List["_Worker"] = []
 class _Worker:
     """One task thread; parked on ``go`` between tasks."""
 
-    __slots__ = ("thread", "go", "job", "cpu", "retired")
+    __slots__ = ("thread", "go", "job", "cpu", "retired", "state_dict")
 
     def __init__(self, cpu: Optional[int], name: str) -> None:
         self.go = allocate_lock()
@@ -106,6 +114,7 @@ class _Worker:
         self.job: Optional[ThreadTask] = None
         self.cpu = cpu  # threads inherit their creator's CPU mask: the run's
         self.retired = not _POOL  # True: ends after its task
+        self.state_dict: Optional[dict] = None  # its thread-state dict (the same object for its life)
         self.thread = _RealThread(target=_serve, args=(self,), name=name, daemon=True)
         self.thread.start()
 
@@ -123,6 +132,8 @@ def _take(name: str, cpu: Optional[int]) -> _Worker:
 def _serve(worker: _Worker) -> None:
     if worker.cpu is not None:
         affinity.batch()  # a harness thread for good (see affinity)
+    if _POOL:
+        worker.state_dict = _thread_state_dict()
     try:
         while True:
             worker.go.acquire()  # parked until the first grant of a task, or shutdown
@@ -152,9 +163,11 @@ def _park(worker: _Worker) -> bool:
     False when it must end instead (retired, or the pool is full)."""
     if worker.retired:
         return False
-    sys.settrace(None)
-    sys.setprofile(None)
-    _thread_state_dict().clear()  # its threading.local values, as at a thread's exit
+    if sys.gettrace() is not None:
+        sys.settrace(None)
+    if sys.getprofile() is not None:
+        sys.setprofile(None)
+    worker.state_dict.clear()  # type: ignore[union-attr]  # its threading.local values, as at a thread's exit
     worker.thread.name = _IDLE_NAME
     with _pool_lock:
         if worker.retired or len(_idle) >= _MAX_IDLE:
@@ -250,13 +263,11 @@ class ThreadTask(TaskHandle, Channel):
 
     def _run(self) -> None:
         if _POOL:  # what a new thread would start with
-            hook = threading.gettrace()
-            if hook is not None:
-                sys.settrace(hook)
-            hook = threading.getprofile()
-            if hook is not None:
-                sys.setprofile(hook)
-            message = contextvars.Context().run(self._body)
+            if threading._trace_hook is not None:  # type: ignore[attr-defined]
+                sys.settrace(threading._trace_hook)  # type: ignore[attr-defined]
+            if threading._profile_hook is not None:  # type: ignore[attr-defined]
+                sys.setprofile(threading._profile_hook)  # type: ignore[attr-defined]
+            message = _Context().run(self._body)
         else:
             message = self._body()
         driver = self.driver
@@ -273,7 +284,7 @@ class ThreadTask(TaskHandle, Channel):
         self._go = worker.go
         worker.job = self
         # its start step, reported for it: the worker runs once granted
-        self._outbox = ("step", Step("start", "start", location=target_location(self.target)))
+        self._outbox = ("step", _start_step(self.target))
         self._ready.release()
 
     def grant(self, reply: tuple) -> None:

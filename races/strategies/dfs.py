@@ -191,7 +191,7 @@ class DFSExplorer:
             if self.bound is not None and cost > self.bound:
                 return None  # everything left needs more preemptions than allowed
             heapq.heappop(self._queue)
-            if choice in node.done or choice in node.sleeping() or not self._owned(node, choice):
+            if choice in node.done or (node.sleep and choice in node.sleeping()) or not self._owned(node, choice):
                 continue
             node.done.append(choice)
             return DFSRun(self, node, choice)
@@ -266,16 +266,31 @@ class DFSExplorer:
         when it is step ``j - 1`` and that task did not take it."""
         tasks = [task for task, _ in run.moves]
         n = len(tasks)
-        add = self._add_backtrack
-        for j in range(1, n):
-            if tasks[j - 1] != tasks[j]:
-                add(run, j - 1, tasks[j])
+        # (decision, task) of every backtrack point, in the order record() adds them
+        points = [(j - 1, tasks[j]) for j in range(1, n) if tasks[j - 1] != tasks[j]]
         pendings = run.pendings
         for j in range(1, min(n, len(pendings))):
             before = tasks[j - 1]
             for task in pendings[j]:
                 if task != before:
-                    add(run, j - 1, task)
+                    points.append((j - 1, task))
+        if self.bound is not None:
+            for i, task in points:
+                self._add_backtrack(run, i, task)
+            return
+        path = run.path  # _add_backtrack without a bound, inlined
+        depth = len(path)
+        push = self._push
+        for i, task in points:
+            if i >= depth:
+                continue
+            node = path[i]
+            if task in node.enabled:
+                if task not in node.done:  # else _push returns at once
+                    push(node, task)
+            else:
+                for name in node.enabled:
+                    push(node, name)
 
     def _pending_races(self, run: DFSRun, hb_incl: list[int]) -> None:
         """Flanagan and Godefroid's ``next(s, p)``: at every state, the step each
