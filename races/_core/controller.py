@@ -86,6 +86,16 @@ class TaskRecord:
 
 
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_inline: List[Any] = []
+
+
+def _inline_driver() -> Any:
+    """``inline.InlineDriver`` (it imports this module: imported on first use, once)."""
+    if not _inline:
+        from .inline import InlineDriver
+
+        _inline.append(InlineDriver)
+    return _inline[0]
 
 
 class _Stop(Exception):
@@ -189,9 +199,7 @@ class Controller:
                 self._await(t)
             self.after_boot()
             if self.inline:
-                from .inline import InlineDriver
-
-                self._driver = InlineDriver(self)
+                self._driver = _inline_driver()(self)
                 self._driver.drive()
             else:
                 self._loop()
@@ -209,6 +217,25 @@ class Controller:
                     self.warnings.append(note)
         self.strategy.finished(failure is not None)
         return failure
+
+    def dispose(self) -> None:
+        """Break the reference cycles of a finished run (handles and records point
+        at each other; the driver, the models and the observers point back at the
+        controller) once its Result is made, so that its objects are freed at once
+        instead of waiting for the cyclic garbage collector: an exploration makes
+        thousands of runs, and their garbage kept the collector busy."""
+        for t in self.tasks:
+            t.model = None
+            handle = t.handle
+            if getattr(handle, "record", None) is t:
+                handle.record = None  # type: ignore[attr-defined]  # thread handles only
+            if getattr(handle, "driver", None) is not None:
+                handle.driver = None  # type: ignore[attr-defined]
+        self._driver = None
+        self.models = {}
+        self.observers = []
+        self.on_task_end = []
+        self.extras = {}
 
     def _enabled(self, t: TaskRecord) -> bool:
         step = t.pending

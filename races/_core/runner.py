@@ -2,6 +2,7 @@
 run, check the invariant, and package the Result."""
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import random
 import sys
@@ -30,6 +31,7 @@ _active_context: List[Any] = []
 
 
 _default_method: List[str] = []
+_contexts: Dict[str, Any] = {}  # start method -> multiprocessing context (the same object every time)
 
 
 def default_start_method() -> str:
@@ -152,20 +154,26 @@ def _strategy_classes() -> Tuple[Any, Any]:
 _seeded: Dict[str, Any] = {}
 
 
-def _seeded_state(seed: Any) -> Any:
-    """The state ``random.seed(f"{seed}")`` gives (seeding hashes the string:
-    computed once per seed, then set with ``setstate``)."""
+def _seed_random(seed: Any) -> None:
+    """``random.seed(f"{seed}")``, cheaper: seeding from a string hashes it
+    (sha512) into an int first, so that int is computed once per seed and the
+    generator is seeded from it (checked to give the very same state, else the
+    state itself is kept and set)."""
     key = f"{seed}"
-    state = _seeded.get(key)
-    if state is None:
+    how = _seeded.get(key)
+    if how is None:
         saved = random.getstate()
         random.seed(key)
         state = random.getstate()
+        text = key.encode()
+        number = int.from_bytes(text + hashlib.sha512(text).digest(), "big")
+        random.seed(number)
+        how = (random.seed, number) if random.getstate() == state else (random.setstate, state)
         random.setstate(saved)
         if len(_seeded) > 64:
             _seeded.clear()
-        _seeded[key] = state
-    return state
+        _seeded[key] = how
+    how[0](how[1])
 
 
 _sessions: Dict[int, "session"] = {}  # thread ident -> the session it is in
@@ -247,13 +255,17 @@ def run(
             raise ValueError("pass either a ChoiceSchedule as schedule or a strategy, not both")
         strategy = schedule.strategy()
         steps = []
+    elif schedule is None:
+        steps = []
     else:
         steps = schedule_mod.parse(schedule, names + _child_names(schedule, names))
     _check_options(backend, start_method, timeout)
     if not callable(setup):
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
     method = start_method or default_start_method()
-    ctx = multiprocessing.get_context(method)
+    ctx = _contexts.get(method)
+    if ctx is None:
+        ctx = _contexts[method] = multiprocessing.get_context(method)
     if backend == "process":
         if method != "fork":
             from .launchers import check_picklable
@@ -267,7 +279,7 @@ def run(
     _forget_earlier_runs()
     outer = _sessions.get(threading.get_ident())
     saved_random = random.getstate() if outer is None else None  # a session restores it once, at its end
-    random.setstate(_seeded_state(seed))  # as random.seed(f"{seed}")
+    _seed_random(seed)
     tracker = patches.ManagerTracker()
     if backend == "thread":
         patches.install()
@@ -361,6 +373,7 @@ def run(
         options,
     )
     result.races = list(detector.races) if detector is not None else []
+    controller.dispose()
     return result
 
 

@@ -169,6 +169,7 @@ def _park(worker: _Worker) -> bool:
         sys.setprofile(None)
     worker.state_dict.clear()  # type: ignore[union-attr]  # its threading.local values, as at a thread's exit
     worker.thread.name = _IDLE_NAME
+    worker.job = None  # the finished run is not kept alive by its workers
     with _pool_lock:
         if worker.retired or len(_idle) >= _MAX_IDLE:
             return False

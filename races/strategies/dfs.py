@@ -443,7 +443,7 @@ class DFSRun(Recorder):
         if existing is not None:  # cannot happen for a fresh alternative; keep the tree consistent
             return existing
         sleep: list[tuple[str, Step]] = []
-        if ex.reduction:
+        if ex.reduction and ex.points != "dependent":  # every step dependent: nothing ever sleeps
             moved = parent.steps[via]
             before = parent.done
             if parent is ex.branch:
