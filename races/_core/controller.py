@@ -142,6 +142,10 @@ class Controller:
         self.extras: Dict[str, Any] = {}
         self._step_note = ""
         self._daemons = False  # some task is a daemon (only tasks started from tasks)
+        # the strategy is exactly the default order: _decide() picks without calling it
+        self._plain_order = type(strategy).__name__ == "NonPreemptive" and type(strategy).__module__ == (
+            "races.strategies.nonpreemptive"
+        )
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
@@ -306,8 +310,10 @@ class Controller:
                 if self._advance_clock(live):
                     continue
                 raise _Stop(diagnose.no_task_can_run(self, live))
-            current = self.current.name if self.current is not None else None
-            return self._by_name[self.strategy.choose(names, current, pending)]
+            current = self.current
+            if self._plain_order:  # NonPreemptive.choose(), inlined
+                return current if current is not None and current in enabled else enabled[0]
+            return self._by_name[self.strategy.choose(names, current.name if current is not None else None, pending)]
 
     def _check_max_steps(self) -> None:
         if len(self.choices) >= self.max_steps:
@@ -365,23 +371,7 @@ class Controller:
         """Take in what task ``t`` reported: its next step, or how it ended."""
         tag = event[0]
         if tag == "step":
-            step: Step = event[1]
-            t.pending = step
-            t.model = None  # looked up when first asked
-            t.since = self.clock.now
-            t.status = "pending"
-            t.last_location = step.location
-            name = step.name
-            t.passed.append(name)
-            seen = self._points_set
-            if name not in seen:
-                seen.add(name)
-                self._points_seen.append(name)
-            if step.label:
-                name = f"{step.label}.{name}"
-                if name not in seen:
-                    seen.add(name)
-                    self._points_seen.append(name)
+            self._on_step(t, event[1])
             return
         self._task_ended(t, tag)
         if tag == "done":
@@ -405,6 +395,25 @@ class Controller:
                 stack,
             ))
         raise _Stop(Failure("crash", f"task {t.name!r} sent an unexpected message {event!r}", t.name))
+
+    def _on_step(self, t: TaskRecord, step: Step) -> None:
+        """Task ``t`` stands at ``step`` (``_on_event`` of a ``("step", step)``)."""
+        t.pending = step
+        t.model = None  # looked up when first asked
+        t.since = self.clock.now
+        t.status = "pending"
+        t.last_location = step.location
+        name = step.name
+        t.passed.append(name)
+        seen = self._points_set
+        if name not in seen:
+            seen.add(name)
+            self._points_seen.append(name)
+        if step.label:
+            name = f"{step.label}.{name}"
+            if name not in seen:
+                seen.add(name)
+                self._points_seen.append(name)
 
     def _task_ended(self, t: TaskRecord, tag: str) -> None:
         t.status = tag if tag == "done" or tag == "aborted" else "failed"

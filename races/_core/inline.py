@@ -53,7 +53,10 @@ class InlineDriver:
             self.last_step = _monotonic()
             c = self.controller
             try:
-                c._on_event(record, message)
+                if message[0] == "step":
+                    c._on_step(record, message[1])
+                else:
+                    c._on_event(record, message)
                 pick = c._decide()
                 if pick is None:
                     self._end(None)

@@ -121,20 +121,26 @@ def caller_location(depth: int = 2) -> str:
     frame: Any = sys._getframe(depth)
     user_files = _user_files
     while frame is not None:
-        filename = frame.f_code.co_filename
+        code = frame.f_code
+        filename = code.co_filename
         user = user_files.get(filename)
         if user is None:
             user = user_files[filename] = _is_user_frame(filename)
         if user:
-            found = _short.get((_getcwd(), filename))  # short_path(), inlined: every step asks
+            # every step asks: the answer is kept per working directory and bytecode offset
+            key = (_getcwd(), code, frame.f_lasti)
+            found = _locations.get(key)
             if found is None:
-                found = short_path(filename)
-            return f"{found}:{frame.f_lineno}"
+                if len(_locations) > 100_000:
+                    _locations.clear()
+                found = _locations[key] = f"{short_path(filename)}:{frame.f_lineno}"
+            return found
         frame = frame.f_back
     return "?"
 
 
 _getcwd = os.getcwd
+_locations: dict = {}
 
 
 def caller_stack(depth: int = 2, limit: int = 4) -> tuple:
