@@ -59,6 +59,9 @@ class TaskHandle:
         raise NotImplementedError
 
 
+_START = Step("start", "start")
+
+
 class TaskRecord:
     """The controller's view of one task."""
 
@@ -71,7 +74,7 @@ class TaskRecord:
         self.name = name
         self.index = index
         self.handle = handle
-        self.pending: Step = Step("start", "start")
+        self.pending: Step = _START  # a Step is immutable: one for every new record
         self.since = 0.0
         # booting -> pending <-> running -> done | failed | aborted
         self.status = "booting"

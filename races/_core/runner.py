@@ -160,7 +160,7 @@ def _seed_random(seed: Any) -> None:
     generator is seeded from it (checked to give the very same state, else the
     state itself is kept and set)."""
     key = f"{seed}"
-    how = _seeded.get(key)
+    how: Any = _seeded.get(key)
     if how is None:
         saved = random.getstate()
         random.seed(key)
@@ -173,7 +173,7 @@ def _seed_random(seed: Any) -> None:
         if len(_seeded) > 64:
             _seeded.clear()
         _seeded[key] = how
-    how[0](how[1])
+    how[0](how[1])  # type: ignore[operator]
 
 
 _sessions: Dict[int, "session"] = {}  # thread ident -> the session it is in
@@ -250,14 +250,12 @@ def run(
     NonPreemptive, ChoiceSchedule = _strategy_classes()
 
     names, targets = normalize_tasks(tasks)
+    steps: List[schedule_mod.ScheduleStep] = []
     if isinstance(schedule, ChoiceSchedule):  # preemption offsets (races.strategies.schedules())
         if strategy is not None:
             raise ValueError("pass either a ChoiceSchedule as schedule or a strategy, not both")
         strategy = schedule.strategy()
-        steps = []
-    elif schedule is None:
-        steps = []
-    else:
+    elif schedule is not None:
         steps = schedule_mod.parse(schedule, names + _child_names(schedule, names))
     _check_options(backend, start_method, timeout)
     if not callable(setup):

@@ -332,13 +332,15 @@ class ThreadTask(TaskHandle, Channel):
             if self._ready.acquire(False) and self._outbox[0] == "step":
                 self.grant(("abort",))
         else:
-            return self._reap(grace)
+            self._reap(grace)
+            return None
         worker.retired = True  # it will not come back to the pool
         ident = worker.thread.ident
         if ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(TaskAborted))
         if self._finished.acquire(True, grace):
-            return self._reap(grace)
+            self._reap(grace)
+            return None
         return (
             f"task thread {self.name!r} is stuck in uncontrolled code and could not be "
             "stopped; it is left running as a daemon thread"
@@ -348,7 +350,6 @@ class ThreadTask(TaskHandle, Channel):
         self._reaped = True
         if self._leaving and self.thread is not None:
             self.thread.join(grace)  # a thread that ends: gone before the run returns
-        return None
 
 
 __all__ = ["ThreadTask", "Step", "describe_exception", "idle_threads", "shutdown_pool"]
