@@ -202,7 +202,10 @@ def _forget_pool_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
+    # a fork sees no parked worker (Python 3.12+ warns when a multi-threaded
+    # process forks; without the pool no thread was left there): they end
+    # first, and the next thread-backend run starts new ones
+    os.register_at_fork(before=shutdown_pool, after_in_child=_forget_pool_in_child)
 
 
 # -- one task ------------------------------------------------------------------------
