@@ -183,11 +183,14 @@ class session:
     """Context manager around many runs made from one thread (an exploration).
 
     Thread backend: the patches (``time.sleep``, Manager proxies, patch mode
-    when ``patch``) stay installed and the thread stays pinned to its CPU for
-    the whole block, so each run inside finds them in place (reference counts)
-    instead of swapping some forty attributes and two CPU masks per run.
-    Outside the tasks a patched function behaves as the original, so keeping
-    them between runs changes nothing else.  Other backends: nothing."""
+    when ``patch``) stay installed and the thread stays pinned to its CPU (and
+    batch-scheduled, see :mod:`affinity`) for the whole block, so each run
+    inside finds them in place (reference counts) instead of swapping some
+    forty attributes and two CPU masks per run.  Outside the tasks a patched
+    function behaves as the original, so keeping them between runs changes
+    nothing else.  The caller's ``random`` state is saved once and given back
+    at the end of the block (each run still seeds its own).  Other backends:
+    nothing."""
 
     def __init__(self, backend: str = "thread", patch: bool = True) -> None:
         self.active = backend == "thread"
