@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._core.agent import _tls
 from ._core.agent import current as _current
 from ._stress_hook import hooks as _stress_hooks
 
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 def point(name: str) -> None:
     """An explicit sync point.  Outside the harness it does nothing."""
-    agent = _current()
+    agent = getattr(_tls, "agent", None) or _current()  # a task thread's agent first: every step asks
     if agent is not None:
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"point name {name!r} is invalid: use a non-empty string without ':'")
@@ -37,13 +38,15 @@ def in_task() -> Optional[str]:
 
 
 def shutdown() -> None:
-    """Stop the service processes races keeps warm (task templates, ``races.manager()``).
+    """Stop the service processes races keeps warm (task templates, ``races.manager()``)
+    and its parked task threads.
 
     They also stop by themselves when this process exits."""
-    from ._core import shared_manager, template
+    from ._core import shared_manager, template, thread_transport
 
     template.shutdown()
     shared_manager.shutdown()
+    thread_transport.shutdown_pool()
 
 
 _PRIMITIVES = (

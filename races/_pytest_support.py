@@ -333,9 +333,20 @@ def _service_pids() -> set[int]:
     return pids
 
 
+def _service_threads() -> list[threading.Thread]:
+    """The harness's parked task threads (its thread pool), when it has any."""
+    lister = getattr(sys.modules.get("races._core.thread_transport"), "idle_threads", None)
+    try:
+        return list(lister()) if lister is not None else []
+    except Exception:  # noqa: BLE001 - a leak check must not crash on the engine's state
+        return []
+
+
 def _thread_exempt(thread: threading.Thread) -> bool:
     if thread is threading.main_thread() or not thread.is_alive():
         return True
+    if thread in _service_threads():
+        return True  # a parked worker of races's thread pool: a service, like the template
     if isinstance(thread, threading._DummyThread):  # type: ignore[attr-defined]
         return True  # a foreign thread that once called threading.current_thread()
     if thread.name.startswith("pytest_timeout "):

@@ -12,12 +12,14 @@ or ``("abort",)``.
 from __future__ import annotations
 
 import threading
+from sys import _getframe
 from typing import Any, Optional
 
 from .errors import TaskAborted
-from .step import Step, caller_location
+from .step import Step, _getcwd, _locations, _user_files, caller_location
 
 _tls = threading.local()
+_new_step = tuple.__new__  # Step(...) without its Python-level __new__ (every step makes one)
 
 
 class Channel:
@@ -53,7 +55,14 @@ class Agent:
         """Announce a step, wait for the controller, return its reply value."""
         if self.aborted:
             raise TaskAborted(f"task {self.name!r} was stopped by the controller")
-        step = Step(kind, name, obj, label, caller_location(depth + 1), args, timeout)
+        # caller_location(depth + 1), for the common case inlined: a user frame
+        # whose location is known already (every step asks)
+        frame = _getframe(depth)
+        code = frame.f_code
+        location = _locations.get((_getcwd(), code, frame.f_lasti)) if _user_files.get(code.co_filename) else None
+        if location is None:
+            location = caller_location(depth + 1)
+        step = _new_step(Step, (kind, name, obj, label, location, args, timeout))
         reply = self.channel.exchange(("step", step))
         tag = reply[0]
         if tag == "ok":

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import diagnose
 from .clock import VirtualClock
+from .model import OK as _OK
 from .model import Model, model_class
 from .schedule import Infeasible, ScheduleDriver
 from .step import Failure, Step, TraceEntry
@@ -58,19 +59,22 @@ class TaskHandle:
         raise NotImplementedError
 
 
+_START = Step("start", "start")
+
+
 class TaskRecord:
     """The controller's view of one task."""
 
     __slots__ = (
         "name", "index", "handle", "pending", "since", "status", "passed", "last_location",
-        "parent", "daemon", "kind",
+        "parent", "daemon", "kind", "model",
     )
 
     def __init__(self, name: str, index: int, handle: TaskHandle) -> None:
         self.name = name
         self.index = index
         self.handle = handle
-        self.pending: Step = Step("start", "start")
+        self.pending: Step = _START  # a Step is immutable: one for every new record
         self.since = 0.0
         # booting -> pending <-> running -> done | failed | aborted
         self.status = "booting"
@@ -81,6 +85,20 @@ class TaskRecord:
         self.parent: Optional[str] = None
         self.daemon = False
         self.kind = "task"
+        self.model: Optional[Model] = None  # the model of ``pending`` (set with it)
+
+
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_inline: List[Any] = []
+
+
+def _inline_driver() -> Any:
+    """``inline.InlineDriver`` (it imports this module: imported on first use, once)."""
+    if not _inline:
+        from .inline import InlineDriver
+
+        _inline.append(InlineDriver)
+    return _inline[0]
 
 
 class _Stop(Exception):
@@ -128,6 +146,11 @@ class Controller:
         self.on_task_end: List[Callable[[TaskRecord], None]] = []
         self.extras: Dict[str, Any] = {}
         self._step_note = ""
+        self._daemons = False  # some task is a daemon (only tasks started from tasks)
+        # the strategy is exactly the default order: _decide() picks without calling it
+        self._plain_order = type(strategy).__name__ == "NonPreemptive" and type(strategy).__module__ == (
+            "races.strategies.nonpreemptive"
+        )
 
     # -- queries used by models, the schedule driver and the diagnosis -----
     def task(self, name: str) -> TaskRecord:
@@ -141,7 +164,12 @@ class Controller:
         key = (step.kind, step.obj)
         model = self.models.get(key)
         if model is None:
-            model = model_class(step.kind)(step.obj or step.kind, step.label or step.kind, self)
+            cls = model_class(step.kind)
+            model = cls(step.obj or step.kind, step.label or step.kind, self)
+            # a model that keeps the base's enabled()/apply() never blocks and replies OK:
+            # the hot path skips those calls (see _decide, _take)
+            model._races_always = cls.enabled is Model.enabled
+            model._races_plain = model._races_always and cls.apply is Model.apply
             self.models[key] = model
         return model
 
@@ -180,9 +208,7 @@ class Controller:
                 self._await(t)
             self.after_boot()
             if self.inline:
-                from .inline import InlineDriver
-
-                self._driver = InlineDriver(self)
+                self._driver = _inline_driver()(self)
                 self._driver.drive()
             else:
                 self._loop()
@@ -201,9 +227,31 @@ class Controller:
         self.strategy.finished(failure is not None)
         return failure
 
+    def dispose(self) -> None:
+        """Break the reference cycles of a finished run (handles and records point
+        at each other; the driver, the models and the observers point back at the
+        controller) once its Result is made, so that its objects are freed at once
+        instead of waiting for the cyclic garbage collector: an exploration makes
+        thousands of runs, and their garbage kept the collector busy."""
+        for t in self.tasks:
+            t.model = None
+            handle = t.handle
+            if getattr(handle, "record", None) is t:
+                handle.record = None  # type: ignore[attr-defined]  # thread handles only
+            if getattr(handle, "driver", None) is not None:
+                handle.driver = None  # type: ignore[attr-defined]
+        self._driver = None
+        self.models = {}
+        self.observers = []
+        self.on_task_end = []
+        self.extras = {}
+
     def _enabled(self, t: TaskRecord) -> bool:
         step = t.pending
-        if self.model_for(step).enabled(t.name, step):
+        model = t.model
+        if model is None:
+            model = t.model = self.model_for(step)
+        if model._races_always or model.enabled(t.name, step):
             return True
         return step.timeout is not None and self.clock.now >= t.since + step.timeout
 
@@ -219,34 +267,66 @@ class Controller:
     def _decide(self) -> Optional[TaskRecord]:
         """The task to run next, or None when every task has ended.
         Raises _Stop (deadlock, blocked, max_steps) or Infeasible (schedule)."""
+        schedule = self.schedule
         while True:
-            live = [t for t in self.tasks if t.status == "pending"]
-            if live and all(t.daemon for t in live):
-                # only daemons are left: the program exits and takes them down
-                for t in live:
-                    self.terminate_task(t, f"daemon of {t.parent}" if t.kind == "process" else "daemon thread at exit")
+            if self._daemons:
+                live = [t for t in self.tasks if t.status == "pending"]
+                if live and all(t.daemon for t in live):
+                    # only daemons are left: the program exits and takes them down
+                    for t in live:
+                        self.terminate_task(
+                            t, f"daemon of {t.parent}" if t.kind == "process" else "daemon thread at exit"
+                        )
+                    live = []
+                if not live:
+                    return None
+                self._check_max_steps()
+                enabled = [t for t in live if self._enabled(t)]
+                names = [t.name for t in enabled]
+                pending = {t.name: t.pending for t in live}
+            else:
+                # one pass: the live tasks, the enabled ones (in task order), their steps
                 live = []
-            if not live:
-                return None
-            if len(self.choices) >= self.max_steps:
-                raise _Stop(Failure(
-                    "timeout",
-                    f"the run took more than max_steps={self.max_steps} steps "
-                    "(a livelock, or raise max_steps)\n" + self.where_tasks_stand(),
-                ))
-            enabled = [t for t in live if self._enabled(t)]
-            pick = self.schedule.pick(self, enabled)
-            if pick is not None:
-                return pick
+                enabled = []
+                names = []
+                pending = {}
+                for t in self.tasks:
+                    if t.status != "pending":
+                        continue
+                    live.append(t)
+                    step = pending[t.name] = t.pending
+                    model = t.model
+                    if model is None:
+                        model = t.model = self.model_for(step)
+                    if (
+                        model._races_always or model.enabled(t.name, step)
+                        or (step.timeout is not None and self.clock.now >= t.since + step.timeout)
+                    ):
+                        enabled.append(t)
+                        names.append(t.name)
+                if not live:
+                    return None
+                self._check_max_steps()
+            if schedule.position < len(schedule.steps):
+                pick = schedule.pick(self, enabled)
+                if pick is not None:
+                    return pick
             if not enabled:
                 if self._advance_clock(live):
                     continue
                 raise _Stop(diagnose.no_task_can_run(self, live))
-            current = self.current.name if self.current is not None else None
-            name = self.strategy.choose(
-                [t.name for t in enabled], current, {t.name: t.pending for t in live}
-            )
-            return self._by_name[name]
+            current = self.current
+            if self._plain_order:  # NonPreemptive.choose(), inlined
+                return current if current is not None and current in enabled else enabled[0]
+            return self._by_name[self.strategy.choose(names, current.name if current is not None else None, pending)]
+
+    def _check_max_steps(self) -> None:
+        if len(self.choices) >= self.max_steps:
+            raise _Stop(Failure(
+                "timeout",
+                f"the run took more than max_steps={self.max_steps} steps "
+                "(a livelock, or raise max_steps)\n" + self.where_tasks_stand(),
+            ))
 
     def choose_value(self, options: Sequence[str]) -> int:
         """A model asks which of ``options`` the step being taken answers (``0``
@@ -272,24 +352,33 @@ class Controller:
     def _take(self, t: TaskRecord) -> tuple:
         """Apply ``t``'s pending step to the model and record it; return its reply."""
         step = t.pending
-        model = self.model_for(step)
+        model = t.model
+        if model is None:
+            model = t.model = self.model_for(step)
         note = ""
-        self._step_note = ""
         self.choices.append(t.index)  # before apply: an answer the model asks for comes after it
-        if model.enabled(t.name, step):
-            reply = model.apply(t.name, step)
+        if model._races_plain:
+            reply = _OK
         else:
-            reply = model.on_timeout(t.name, step)
-            note = f"timed out after {step.timeout:g}s"
-        if self._step_note:
-            note = self._step_note
             self._step_note = ""
-        self.trace.append(TraceEntry(
-            len(self.trace) + 1, t.name, step.name, step.kind, step.label,
-            step.location, self.clock.now, note,
-        ))
-        for observe in self.observers:
-            observe(t.name, step, reply)
+            if model._races_always or model.enabled(t.name, step):
+                reply = model.apply(t.name, step)
+            else:
+                reply = model.on_timeout(t.name, step)
+                note = f"timed out after {step.timeout:g}s"
+            if self._step_note:
+                note = self._step_note
+                self._step_note = ""
+        trace = self.trace
+        trace.append(_new_tuple(TraceEntry, (
+            len(trace) + 1, t.name, step.name, step.kind, step.label, step.location, self.clock.now, note,
+        )))
+        if self.observers:
+            kind = step.kind
+            for observe in self.observers:
+                kinds = getattr(observe, "KINDS", None)
+                if kinds is None or kind in kinds:
+                    observe(t.name, step, reply)
         t.status = "running"
         self.current = t
         return reply
@@ -301,16 +390,7 @@ class Controller:
         """Take in what task ``t`` reported: its next step, or how it ended."""
         tag = event[0]
         if tag == "step":
-            step: Step = event[1]
-            t.pending = step
-            t.since = self.clock.now
-            t.status = "pending"
-            t.last_location = step.location
-            t.passed.append(step.name)
-            for name in (step.name, step.describe()):
-                if name not in self._points_set:
-                    self._points_set.add(name)
-                    self._points_seen.append(name)
+            self._on_step(t, event[1])
             return
         self._task_ended(t, tag)
         if tag == "done":
@@ -335,18 +415,38 @@ class Controller:
             ))
         raise _Stop(Failure("crash", f"task {t.name!r} sent an unexpected message {event!r}", t.name))
 
+    def _on_step(self, t: TaskRecord, step: Step) -> None:
+        """Task ``t`` stands at ``step`` (``_on_event`` of a ``("step", step)``)."""
+        t.pending = step
+        t.model = None  # looked up when first asked
+        t.since = self.clock.now
+        t.status = "pending"
+        t.last_location = step.location
+        name = step.name
+        t.passed.append(name)
+        seen = self._points_set
+        if name not in seen:
+            seen.add(name)
+            self._points_seen.append(name)
+        if step.label:
+            name = f"{step.label}.{name}"
+            if name not in seen:
+                seen.add(name)
+                self._points_seen.append(name)
+
     def _task_ended(self, t: TaskRecord, tag: str) -> None:
-        t.status = {"done": "done", "aborted": "aborted"}.get(tag, "failed")
+        t.status = tag if tag == "done" or tag == "aborted" else "failed"
         if tag == "done":
-            self.trace.append(TraceEntry(
-                len(self.trace) + 1, t.name, "end", "end", None, t.last_location, self.clock.now,
-            ))
+            trace = self.trace
+            trace.append(_new_tuple(TraceEntry, (
+                len(trace) + 1, t.name, "end", "end", None, t.last_location, self.clock.now, "",
+            )))
         for model in list(self.models.values()):
             model.task_ended(t.name)
         if tag == "done":
             for hook in list(self.on_task_end):
                 hook(t)
-            if t.kind != "thread":
+            if t.kind != "thread" and self._daemons:
                 # its exit terminates the daemon processes it started (multiprocessing's atexit)
                 for child in list(self.tasks):
                     if (
@@ -378,6 +478,7 @@ class Controller:
         record = TaskRecord(name, len(self.tasks), handle)
         record.parent = parent_name
         record.daemon = bool(spec["daemon"])
+        self._daemons = self._daemons or record.daemon
         record.kind = kind
         self.tasks.append(record)
         self._by_name[name] = record

@@ -36,7 +36,7 @@ from ..strategies.round_robin import RoundRobin
 from . import token as token_mod
 from .line_trace import GRANULARITIES, LineTraced, check_granularity, line_tasks
 from .result import Result
-from .runner import normalize_tasks, run
+from .runner import normalize_tasks, run, session
 from .shrink import shrink as shrink_run
 
 STRATEGIES = ("dfs", "random", "pct", "round_robin", "replay")
@@ -161,36 +161,40 @@ def explore(
                 choices, _ = token_mod.decode(token)  # type: ignore[arg-type]
                 yield Replay(choices, names), True
 
-    for strat, counted in runs():
-        if counted and schedules >= max_schedules:
-            break
-        recorder = strat if isinstance(strat, Recorder) else Recorder(strat)
-        result = run_once(recorder)
-        if dfs is not None:
-            dfs.record(strat)  # type: ignore[arg-type]
-            if strat.prefix == []:  # type: ignore[attr-defined]
-                counted = dfs.root_owned()
-        if not counted and strategy == "pct" and result.failure is not None and (
-            shard_pair is None or shard_pair[0] == 0
-        ):
-            counted = True  # PCT's measuring run (default order) failed: that is a finding
-        if not counted:
-            continue
-        schedules += 1
-        last = result
-        if on_result is not None:
-            on_result(result)
-        if result.failure is not None:
-            failures += 1
-            if first_failure is None:
-                first_failure = (result, recorder)
-            if stop_on_first:
+    # thread backend: the patches and the pinning stay in place for every run (and the shrinking)
+    with session(backend, run_options.get("patch", True)):
+        for strat, counted in runs():
+            if counted and schedules >= max_schedules:
                 break
+            recorder = strat if isinstance(strat, Recorder) else Recorder(strat)
+            result = run_once(recorder)
+            if dfs is not None:
+                dfs.record(strat)  # type: ignore[arg-type]
+                if strat.prefix == []:  # type: ignore[attr-defined]
+                    counted = dfs.root_owned()
+            if not counted and strategy == "pct" and result.failure is not None and (
+                shard_pair is None or shard_pair[0] == 0
+            ):
+                counted = True  # PCT's measuring run (default order) failed: that is a finding
+            if not counted:
+                continue
+            schedules += 1
+            last = result
+            if on_result is not None:
+                on_result(result)
+            if result.failure is not None:
+                failures += 1
+                if first_failure is None:
+                    first_failure = (result, recorder)
+                if stop_on_first:
+                    break
+
+        if first_failure is not None and shrink:
+            shrunk, shrunk_recorder, _ = shrink_run(run_once, *first_failure)
+            first_failure = (shrunk, shrunk_recorder)
 
     if first_failure is not None:
         final, recorder = first_failure
-        if shrink:
-            final, recorder, _ = shrink_run(run_once, final, recorder)
         final.exhaustive = exhausted and strategy == "dfs"  # stop_on_first=False ran it all
         final.preemptions = recorder.preemptions()  # type: ignore[attr-defined]
     elif last is not None:

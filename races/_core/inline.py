@@ -20,11 +20,16 @@ import time
 from _thread import allocate_lock
 from typing import TYPE_CHECKING, Any, Optional
 
+from .controller import _Stop
+from .schedule import Infeasible
+
 if TYPE_CHECKING:  # pragma: no cover
     from .controller import Controller, TaskRecord
 
 FALLBACK = object()  # the run is over: use the ordinary handoff
 WAIT = object()  # another task was granted: block until granted again
+_STOPS = (_Stop, Infeasible)
+_monotonic = time.monotonic
 
 
 class InlineDriver:
@@ -42,16 +47,16 @@ class InlineDriver:
         """Take ``record``'s report and the controller's turn.  Returns the reply
         when ``record`` goes on, WAIT when another task was granted, FALLBACK
         when the run is over."""
-        from .controller import _Stop
-        from .schedule import Infeasible
-
         with self.mutex:
             if self.ended:
                 return FALLBACK
-            self.last_step = time.monotonic()
+            self.last_step = _monotonic()
             c = self.controller
             try:
-                c._on_event(record, message)
+                if message[0] == "step":
+                    c._on_step(record, message[1])
+                else:
+                    c._on_event(record, message)
                 pick = c._decide()
                 if pick is None:
                     self._end(None)
@@ -61,7 +66,7 @@ class InlineDriver:
                     return reply
                 pick.handle.grant(reply)
                 return WAIT
-            except (_Stop, Infeasible) as stop:
+            except _STOPS as stop:
                 self._end(stop)
                 return WAIT
             except BaseException as exc:  # noqa: BLE001 - ReplayError and harness bugs go to the caller

@@ -27,6 +27,10 @@ class Model:
     """Base model: every step is enabled and does nothing."""
 
     kind = ""
+    # set by the controller when it makes the model: enabled() (and apply()) are the
+    # base's, so the step never blocks (and replies OK) and the hot path skips the calls
+    _races_always = False
+    _races_plain = False
 
     def __init__(self, obj: str, label: str, run: "Controller") -> None:
         self.obj = obj

@@ -447,6 +447,8 @@ def _manager_start(self: Any, *args: Any, **kwargs: Any) -> Any:
 def shutdown_task_managers(task: Optional[str] = None) -> List[str]:
     """Shut down the Managers ``task`` started (every task's when None), as the
     finalizers of its process do at exit.  Returns a phrase per Manager."""
+    if not _task_managers:
+        return []
     names = [task] if task is not None else list(_task_managers)
     done = []
     for name in names:
@@ -492,36 +494,70 @@ def _swap_out(owner: Any, name: str) -> None:
         setattr(owner, name, _saved.pop(key))
 
 
+# The factories wrap what the attribute holds when a run starts (normally the
+# original): made once per original and reused, since every run (thousands in
+# an exploration) installs them again.
+_factory_cache: Dict[Tuple[int, str], Tuple[Any, Any]] = {}
+
+
+def _factory_for(module: Any, name: str, build: Callable[..., Any]) -> Any:
+    real = getattr(module, name)
+    key = (id(module), name)
+    hit = _factory_cache.get(key)
+    if hit is None or hit[0] is not real:
+        hit = _factory_cache[key] = (real, _factory(real, build))
+    return hit[1]
+
+
+def _swap_all(pairs: List[Tuple[Any, str, Any]]) -> None:
+    """:func:`_swap_in` for each ``(owner, name, value)``, in one loop (every run does it)."""
+    saved = _saved
+    for owner, name, value in pairs:
+        key = (id(owner), name)
+        if key not in saved:
+            saved[key] = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+            _targets[key[0]] = owner
+        setattr(owner, name, value)
+
+
+def _unswap_all(pairs: List[Tuple[Any, str]]) -> None:
+    saved = _saved
+    for owner, name in pairs:
+        original = saved.pop((id(owner), name), saved)
+        if original is not saved:
+            setattr(owner, name, original)
+
+
+_MP_NAMES: List[Tuple[Any, str]] = (
+    [(module, name) for module, name, _ in _MP_FACTORIES] + [(_BP, name) for name in _BP_PATCH]
+    + [(managers.BaseManager, "start")]
+)
+_TH_NAMES: List[Tuple[Any, str]] = (
+    [(module, name) for module, name, _ in _THREAD_FACTORIES] + [(_TH, name) for name in _TH_PATCH]
+)
+
+
 def _apply_mp() -> None:
     global _prev_manager_start
-    for module, name, build in _MP_FACTORIES:
-        _swap_in(module, name, _factory(getattr(module, name), build))
-    for name, value in _BP_PATCH.items():
-        _swap_in(_BP, name, value)
+    pairs = [(module, name, _factory_for(module, name, build)) for module, name, build in _MP_FACTORIES]
+    pairs += [(_BP, name, value) for name, value in _BP_PATCH.items()]
+    _swap_all(pairs)
     _prev_manager_start = managers.BaseManager.start
     _swap_in(managers.BaseManager, "start", _manager_start)
 
 
 def _restore_mp() -> None:
-    for module, name, _ in _MP_FACTORIES:
-        _swap_out(module, name)
-    for name in _BP_PATCH:
-        _swap_out(_BP, name)
-    _swap_out(managers.BaseManager, "start")
+    _unswap_all(_MP_NAMES)
 
 
 def _apply_threads() -> None:
-    for module, name, build in _THREAD_FACTORIES:
-        _swap_in(module, name, _factory(getattr(module, name), build))
-    for name, value in _TH_PATCH.items():
-        _swap_in(_TH, name, value)
+    pairs = [(module, name, _factory_for(module, name, build)) for module, name, build in _THREAD_FACTORIES]
+    pairs += [(_TH, name, value) for name, value in _TH_PATCH.items()]
+    _swap_all(pairs)
 
 
 def _restore_threads() -> None:
-    for module, name, _ in _THREAD_FACTORIES:
-        _swap_out(module, name)
-    for name in _TH_PATCH:
-        _swap_out(_TH, name)
+    _unswap_all(_TH_NAMES)
 
 
 class suspended:

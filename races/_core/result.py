@@ -1,7 +1,7 @@
 """What a run returns: outcome, trace, token, and the readable report."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 from .step import Failure, TraceEntry
 
@@ -14,7 +14,7 @@ class Result:
         self,
         failure: Optional[Failure],
         trace: Sequence[TraceEntry],
-        token: str,
+        token: Union[str, Callable[[], str]],
         task_names: Sequence[str],
         schedule: Optional[Sequence[str]] = None,
         warnings: Sequence[str] = (),
@@ -23,7 +23,7 @@ class Result:
     ) -> None:
         self.failure = failure
         self.trace: List[TraceEntry] = list(trace)
-        self.token = token
+        self._token = token  # or a function that makes it, on first use
         self.task_names = list(task_names)
         self.schedule = list(schedule) if schedule is not None else None
         self.warnings = list(warnings)
@@ -33,6 +33,23 @@ class Result:
         self.exhaustive = False
         self.races: List[Any] = []
         self.replay_command: Optional[str] = None
+
+    @property
+    def token(self) -> str:
+        """The replay token (``R1.<fingerprint>.<runs>``)."""
+        token = self._token
+        if not isinstance(token, str):
+            token = self._token = token()
+        return token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        self._token = value
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_token"] = self.token
+        return state
 
     @property
     def failed(self) -> bool:

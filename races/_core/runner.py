@@ -2,9 +2,11 @@
 run, check the invariant, and package the Result."""
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import random
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import affinity, ids, line_trace, patch_mode, patches
@@ -28,9 +30,15 @@ START_METHODS = ("spawn", "forkserver", "fork")
 _active_context: List[Any] = []
 
 
+_default_method: List[str] = []
+_contexts: Dict[str, Any] = {}  # start method -> multiprocessing context (the same object every time)
+
+
 def default_start_method() -> str:
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"
+    if not _default_method:  # the platform's methods do not change: asked once
+        methods = multiprocessing.get_all_start_methods()
+        _default_method.append("forkserver" if "forkserver" in methods else "spawn")
+    return _default_method[0]
 
 
 def mp_context() -> Any:
@@ -45,7 +53,7 @@ def mp_context() -> Any:
 
 
 def normalize_tasks(tasks: Tasks) -> Tuple[List[str], List[Callable]]:
-    if isinstance(tasks, Mapping):
+    if isinstance(tasks, (dict, Mapping)):
         items = list(tasks.items())
     elif isinstance(tasks, (list, tuple)):
         items = [(f"t{i}", t) for i, t in enumerate(tasks)]
@@ -61,15 +69,27 @@ def normalize_tasks(tasks: Tasks) -> Tuple[List[str], List[Callable]]:
     return [n for n, _ in items], [t for _, t in items]
 
 
+_registries: List[Any] = []  # the races.primitives modules that keep one
+_modules_seen = [-1]
+
+
 def _forget_earlier_runs() -> None:
     """Ids repeat from run to run, so the primitives' registries of objects made
     outside the harness (``_made``: what setup() did, for the models to start
-    from) must not carry objects of an earlier run into this one."""
-    for name, module in list(sys.modules.items()):
-        if name.startswith("races.primitives.") and module is not None:
-            made = getattr(module, "_made", None)
-            if isinstance(made, dict):
-                made.clear()
+    from) must not carry objects of an earlier run into this one.
+
+    The registries are looked up again only when modules were imported since."""
+    if len(sys.modules) != _modules_seen[0]:
+        _registries[:] = [
+            module
+            for name, module in list(sys.modules.items())
+            if name.startswith("races.primitives.") and isinstance(getattr(module, "_made", None), dict)
+        ]
+        _modules_seen[0] = len(sys.modules)
+    for module in _registries:
+        made = getattr(module, "_made", None)
+        if made:
+            made.clear()
 
 
 def _child_names(schedule: Any, names: List[str]) -> List[str]:
@@ -117,6 +137,90 @@ def _check_invariant(invariant: Callable, state: Any) -> Optional[Failure]:
     return None
 
 
+_strategy_cache: List[Any] = []
+
+
+def _strategy_classes() -> Tuple[Any, Any]:
+    """``(NonPreemptive, ChoiceSchedule)``, imported once (not at module import:
+    the strategies import the core)."""
+    if not _strategy_cache:
+        from ..strategies import NonPreemptive
+        from ..strategies.choices import ChoiceSchedule
+
+        _strategy_cache[:] = [NonPreemptive, ChoiceSchedule]
+    return _strategy_cache[0], _strategy_cache[1]
+
+
+_seeded: Dict[str, Any] = {}
+
+
+def _seed_random(seed: Any) -> None:
+    """``random.seed(f"{seed}")``, cheaper: seeding from a string hashes it
+    (sha512) into an int first, so that int is computed once per seed and the
+    generator is seeded from it (checked to give the very same state, else the
+    state itself is kept and set)."""
+    key = f"{seed}"
+    how: Any = _seeded.get(key)
+    if how is None:
+        saved = random.getstate()
+        random.seed(key)
+        state = random.getstate()
+        text = key.encode()
+        number = int.from_bytes(text + hashlib.sha512(text).digest(), "big")
+        random.seed(number)
+        how = (random.seed, number) if random.getstate() == state else (random.setstate, state)
+        random.setstate(saved)
+        if len(_seeded) > 64:
+            _seeded.clear()
+        _seeded[key] = how
+    how[0](how[1])  # type: ignore[operator]
+
+
+_sessions: Dict[int, "session"] = {}  # thread ident -> the session it is in
+
+
+class session:
+    """Context manager around many runs made from one thread (an exploration).
+
+    Thread backend: the patches (``time.sleep``, Manager proxies, patch mode
+    when ``patch``) stay installed and the thread stays pinned to its CPU (and
+    batch-scheduled, see :mod:`affinity`) for the whole block, so each run
+    inside finds them in place (reference counts) instead of swapping some
+    forty attributes and two CPU masks per run.  Outside the tasks a patched
+    function behaves as the original, so keeping them between runs changes
+    nothing else.  The caller's ``random`` state is saved once and given back
+    at the end of the block (each run still seeds its own).  Other backends:
+    nothing."""
+
+    def __init__(self, backend: str = "thread", patch: bool = True) -> None:
+        self.active = backend == "thread"
+        self.patch = bool(patch)
+        self.pinned = affinity.held()
+
+    def __enter__(self) -> "session":
+        if self.active:
+            patches.install()
+            if self.patch:
+                patch_mode.install(threads=True)
+            self.pinned.__enter__()
+            ident = threading.get_ident()
+            self.outer = _sessions.get(ident)
+            if self.outer is None:
+                self.saved_random = random.getstate()
+                _sessions[ident] = self
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            if self.outer is None:
+                _sessions.pop(threading.get_ident(), None)
+                random.setstate(self.saved_random)
+            self.pinned.__exit__(*exc)
+            if self.patch:
+                patch_mode.uninstall(threads=True)
+            patches.uninstall()
+
+
 def run(
     setup: Callable[[], Any],
     tasks: Tasks,
@@ -152,16 +256,15 @@ def run(
     ``granularity="line"`` (thread backend): every new line of user code is a
     sync point and plain attribute and global accesses are checked by the
     detector; see :mod:`races._core.line_trace`."""
-    from ..strategies import NonPreemptive
-    from ..strategies.choices import ChoiceSchedule
+    NonPreemptive, ChoiceSchedule = _strategy_classes()
 
     names, targets = normalize_tasks(tasks)
+    steps: List[schedule_mod.ScheduleStep] = []
     if isinstance(schedule, ChoiceSchedule):  # preemption offsets (races.strategies.schedules())
         if strategy is not None:
             raise ValueError("pass either a ChoiceSchedule as schedule or a strategy, not both")
         strategy = schedule.strategy()
-        steps = []
-    else:
+    elif schedule is not None:
         steps = schedule_mod.parse(schedule, names + _child_names(schedule, names))
     _check_options(backend, start_method, timeout)
     line_trace.check_granularity(granularity)
@@ -176,7 +279,9 @@ def run(
     if not callable(setup):
         raise TaskError(f"setup must be a callable returning the shared state, not {setup!r}")
     method = start_method or default_start_method()
-    ctx = multiprocessing.get_context(method)
+    ctx = _contexts.get(method)
+    if ctx is None:
+        ctx = _contexts[method] = multiprocessing.get_context(method)
     if backend == "process":
         if method != "fork":
             from .launchers import check_picklable
@@ -190,8 +295,9 @@ def run(
     ids.reset()
     process_children.reset()
     _forget_earlier_runs()
-    saved_random = random.getstate()
-    random.seed(f"{seed}")
+    outer = _sessions.get(threading.get_ident())
+    saved_random = random.getstate() if outer is None else None  # a session restores it once, at its end
+    _seed_random(seed)
     tracker = patches.ManagerTracker()
     if backend == "thread":
         patches.install()
@@ -199,6 +305,7 @@ def run(
         patch_mode.install(threads=backend == "thread")
     cpu = affinity.choose()
     mask = affinity.pin(cpu) if backend == "thread" else None
+    policy = affinity.batch() if mask is not None else None  # see affinity: one switch per handoff
     _active_context.append(ctx)
     controller: Optional[Controller] = None
     traced = False
@@ -211,10 +318,10 @@ def run(
         handles: List[TaskHandle]
         spawner: Callable[[str, Any], TaskHandle]
         if backend == "thread":
-            handles = [ThreadTask(n, t, state) for n, t in zip(names, targets)]
+            handles = [ThreadTask(n, t, state, cpu) for n, t in zip(names, targets)]
 
             def spawner(name: str, call: Any) -> TaskHandle:
-                return ThreadTask(name, line_trace.LineTraced(call) if lines else call, None)
+                return ThreadTask(name, line_trace.LineTraced(call) if lines else call, None, cpu)
         else:
             from .launchers import choose_launcher
             from .process_transport import ProcessTask
@@ -259,6 +366,7 @@ def run(
     finally:
         if traced:
             line_trace.release()
+        affinity.unbatch(policy)
         affinity.restore(mask)
         _active_context.pop()
         tracker.shutdown_all()
@@ -269,12 +377,20 @@ def run(
         if backend == "thread":
             patches.uninstall()
         _watch.stop()
-        random.setstate(saved_random)
-    fp = token_mod.fingerprint(names, [(e.task, e.name) for e in controller.trace])
+        if saved_random is not None:
+            random.setstate(saved_random)
+    trace = controller.trace
+    choices = controller.choices
+    values = controller.values
+
+    def token() -> str:  # most runs of an exploration never show theirs
+        fp = token_mod.fingerprint(names, [(e.task, e.name) for e in trace])
+        return token_mod.encode(token_mod.merge(choices, values), fp)
+
     result = Result(
         failure,
-        controller.trace,
-        token_mod.encode(token_mod.merge(controller.choices, controller.values), fp),
+        trace,
+        token,
         controller.task_names,
         schedule,
         controller.warnings,
@@ -282,6 +398,7 @@ def run(
         options,
     )
     result.races = list(detector.races) if detector is not None else []
+    controller.dispose()
     return result
 
 

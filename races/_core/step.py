@@ -113,15 +113,34 @@ def short_path(filename: str) -> str:
     return found
 
 
+_user_files: dict = {}  # filename -> _is_user_frame(filename): asked at every step
+
+
 def caller_location(depth: int = 2) -> str:
     """``file:line`` of the innermost frame outside races and the stdlib's sync modules."""
     frame: Any = sys._getframe(depth)
+    user_files = _user_files
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if _is_user_frame(filename):
-            return f"{short_path(filename)}:{frame.f_lineno}"
+        code = frame.f_code
+        filename = code.co_filename
+        user = user_files.get(filename)
+        if user is None:
+            user = user_files[filename] = _is_user_frame(filename)
+        if user:
+            # every step asks: the answer is kept per working directory and bytecode offset
+            key = (_getcwd(), code, frame.f_lasti)
+            found = _locations.get(key)
+            if found is None:
+                if len(_locations) > 100_000:
+                    _locations.clear()
+                found = _locations[key] = f"{short_path(filename)}:{frame.f_lineno}"
+            return found
         frame = frame.f_back
     return "?"
+
+
+_getcwd = os.getcwd
+_locations: dict = {}
 
 
 def caller_stack(depth: int = 2, limit: int = 4) -> tuple:

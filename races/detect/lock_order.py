@@ -18,6 +18,8 @@ LOCK_KINDS = ("lock", "rlock")
 class LockOrder:
     """An observer of steps (``controller.observers``)."""
 
+    KINDS = LOCK_KINDS  # the controller calls it for these steps only
+
     def __init__(self, warnings: List[str]) -> None:
         self.warnings = warnings
         # task -> locks it holds, in the order taken: (obj, label, site)

@@ -142,6 +142,9 @@ class Decision(NamedTuple):
     step: Step | None
 
 
+_new_tuple = tuple.__new__  # a Decision without its Python-level __new__: one per decision
+
+
 class Recorder(Strategy):
     """Wrap a strategy and remember every decision it made."""
 
@@ -156,7 +159,7 @@ class Recorder(Strategy):
     ) -> str:
         chosen = self.inner.choose(enabled, current, pending)
         step = pending.get(chosen) if pending is not None else None
-        self.decisions.append(Decision(tuple(enabled), current, chosen, step))
+        self.decisions.append(_new_tuple(Decision, (tuple(enabled), current, chosen, step)))
         return chosen
 
     def choose_value(self, options: Sequence[str]) -> int:

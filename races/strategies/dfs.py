@@ -47,7 +47,9 @@ from collections.abc import Mapping, Sequence
 from .._core.errors import RacesError
 from .._core.step import Step
 from .base import Strategy
-from .choices import default_choice, is_preemption
+from .choices import Decision, Recorder, default_choice, is_preemption
+
+_new_tuple = tuple.__new__  # a Decision without its Python-level __new__
 
 POINTS_MODES = ("dependent", "independent")
 ANSWER = "="  # prefix of the pseudo-choices of a model's question: "=0", "=1"...
@@ -200,7 +202,7 @@ class DFSExplorer:
             if self.bound is not None and cost > self.bound:
                 return None  # everything left needs more preemptions than allowed
             heapq.heappop(self._queue)
-            if choice in node.done or choice in node.sleeping() or not self._owned(node, choice):
+            if choice in node.done or (node.sleep and choice in node.sleeping()) or not self._owned(node, choice):
                 continue
             node.done.append(choice)
             return DFSRun(self, node, choice)
@@ -224,7 +226,10 @@ class DFSExplorer:
             self.redundant += 1
         if not self.reduction:
             return
-        decisions = run.decisions
+        if self.points == "dependent" and not any(_is_answer(task) for task, _ in run.moves):
+            self._record_dependent(run)  # the linear path knows no answers; they are rare
+            return
+        decisions = run.moves
         n = len(decisions)
         hb_incl: list[int] = [0] * n  # bit i set: decision i happens before (or is) this one
         last_of_task: dict[str, int] = {}
@@ -262,13 +267,52 @@ class DFSExplorer:
             last_of_task[task_j] = j
         self._pending_races(run, hb_incl)
 
+    def _record_dependent(self, run: DFSRun) -> None:
+        """:meth:`record` when every two steps of different tasks are dependent
+        (``points="dependent"``): the same backtrack points, in the same order,
+        in linear time.
+
+        There every step ``j`` happens after every earlier step (``hb_incl[j]``
+        holds bits ``0..j``), so the one race of step ``j`` that no other
+        predecessor covers is with step ``j - 1`` when another task took it;
+        and in :meth:`_pending_races` the last step of another task before
+        decision ``j`` comes after the last step of the pending task exactly
+        when it is step ``j - 1`` and that task did not take it."""
+        tasks = [task for task, _ in run.moves]
+        n = len(tasks)
+        # (decision, task) of every backtrack point, in the order record() adds them
+        points = [(j - 1, tasks[j]) for j in range(1, n) if tasks[j - 1] != tasks[j]]
+        pendings = run.pendings
+        for j in range(1, min(n, len(pendings))):
+            before = tasks[j - 1]
+            for task in pendings[j]:
+                if task != before:
+                    points.append((j - 1, task))
+        if self.bound is not None:
+            for i, task in points:
+                self._add_backtrack(run, i, task)
+            return
+        path = run.path  # _add_backtrack without a bound, inlined
+        depth = len(path)
+        push = self._push
+        for i, task in points:
+            if i >= depth:
+                continue
+            node = path[i]
+            if task in node.enabled:
+                if task not in node.done:  # else _push returns at once
+                    push(node, task)
+            else:
+                for name in node.enabled:
+                    push(node, name)
+
     def _pending_races(self, run: DFSRun, hb_incl: list[int]) -> None:
         """Flanagan and Godefroid's ``next(s, p)``: at every state, the step each
         task stands at (taken later or never: a blocked acquire) races with the
         last dependent step of another task that does not happen before it.
         Without this, a task that only ever *waits* for a lock the other task
         took first never gets to take it first: lock-order deadlocks hide."""
-        decisions = run.decisions
+        decisions = run.moves
         last_of_task: dict[str, int] = {}
         for j, pending in enumerate(run.pendings[: len(decisions)]):
             for task, step in pending.items():
@@ -297,7 +341,7 @@ class DFSExplorer:
                 self._push(node, name)
         if self.bound is not None:
             # Coons et al.: also try the switch where the preempted task's run of steps began
-            runner = run.decisions[i][0]
+            runner = run.moves[i][0]
             k = i
             while k > 0 and run.path[k].current == runner:
                 k -= 1
@@ -311,48 +355,66 @@ class DFSExplorer:
                             self._push(earlier, other)
 
 
-class DFSRun(Strategy):
+class DFSRun(Recorder):
     """One run of the search: follow the prefix to ``(node, choice)``, then the
-    default order, growing the tree."""
+    default order, growing the tree.  It records its decisions as a
+    :class:`~races.strategies.choices.Recorder` does (the explorer shrinks a
+    failing run from them), without the extra layer."""
 
     def __init__(self, explorer: DFSExplorer, node: Node | None, choice: str | None) -> None:
+        super().__init__(Strategy())
         self.explorer = explorer
         self.prefix: list[str] = (node.choices() + [choice]) if node is not None else []  # type: ignore[list-item]
         self.path: list[Node] = []  # tree nodes of this run's decisions (until a sleep-set block)
-        self.decisions: list[tuple[str, Step]] = []  # (task, canonical step) per decision
+        self.moves: list[tuple[str, Step]] = []  # (task, canonical step) per decision
         # before each decision: the step every live task stands at, blocked ones too
-        self.pendings: list[dict[str, Step]] = []
+        self.pendings: list[Mapping[str, Step]] = []
         self.blocked = False
-        self.preemptions = 0
+        self.preempted = 0
         self._canon = _Canon()
         self._start = node
         self._node: Node | None = None  # the node of the last decision
+        # every two steps of different tasks are dependent: no step is ever
+        # compared (record, sleep sets), only which tasks stood where
+        self._raw_steps = explorer.points == "dependent" and explorer.reduction
+
+    def finished(self, failed: bool) -> None:
+        self.failed = failed
 
     def choose(
         self, enabled: Sequence[str], current: str | None, pending: Mapping[str, Step] | None = None
     ) -> str:
         ex = self.explorer
-        position = len(self.decisions)
-        steps = {name: self._canon.step((pending or {}).get(name) or Step("point", name)) for name in enabled}
-        self.pendings.append({
-            name: steps[name] if name in steps else self._canon.step(step)
-            for name, step in (pending or {}).items()
-        })
-        if position < len(self.prefix):
-            node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
-            if node is None or node.enabled != tuple(enabled):
+        moves = self.moves
+        position = len(moves)
+        steps: Mapping[str, Step]
+        if self._raw_steps and pending is not None:
+            steps = pending
+            self.pendings.append(pending)
+        else:
+            steps = {name: self._canon.step((pending or {}).get(name) or Step("point", name)) for name in enabled}
+            self.pendings.append({
+                name: steps[name] if name in steps else self._canon.step(step)
+                for name, step in (pending or {}).items()
+            })
+        names = tuple(enabled)
+        prefix = self.prefix
+        if position < len(prefix):
+            node = self._node.children.get(prefix[position - 1]) if position else ex.root  # type: ignore[union-attr]
+            if node is None or node.enabled != names:
                 raise NondeterminismError(
                     f"decision {position + 1} of a replayed prefix found tasks {list(enabled)} able to run, "
                     f"where an earlier run found {list(node.enabled) if node else '?'}: the tasks are not "
                     "deterministic between sync points (uncontrolled threads, time or I/O?)"
                 )
-            choice = self.prefix[position]
+            choice = prefix[position]
         else:
             node = self._new_node(enabled, current, steps)
             if node is None:
                 choice = default_choice(enabled, current)
             else:
-                awake = [name for name in enabled if name not in node.sleeping()]
+                sleeping = node.sleeping() if node.sleep else ()
+                awake = [name for name in enabled if name not in sleeping] if sleeping else list(enabled)
                 if not awake:
                     # every choice is covered by an earlier sibling: redundant from here on
                     self.blocked = True
@@ -373,18 +435,22 @@ class DFSRun(Strategy):
         if node is not None:
             self.path.append(node)
             self._node = node
-        if is_preemption(enabled, current, choice):
-            self.preemptions += 1
-        self.decisions.append((choice, steps[choice]))
+        if current is not None and choice != current and current in enabled:  # a preemption
+            self.preempted += 1
+        step = steps[choice]
+        moves.append((choice, step))
+        self.decisions.append(_new_tuple(Decision, (
+            names, current, choice, pending.get(choice) if pending is not None else None,
+        )))
         return choice
 
     def choose_value(self, options: Sequence[str]) -> int:
         """A model's question: a node whose choices are the answers, all explored."""
         ex = self.explorer
-        position = len(self.decisions)
+        position = len(self.moves)
         names = tuple(f"{ANSWER}{k}" for k in range(len(options)))
         steps = {name: Step("answer", name) for name in names}
-        current = self.decisions[-1][0] if self.decisions else None
+        current = self.moves[-1][0] if self.moves else None
         self.pendings.append({})
         if position < len(self.prefix):
             node = ex.root if position == 0 else self._node.children.get(self.prefix[position - 1])  # type: ignore[union-attr]
@@ -406,10 +472,12 @@ class DFSRun(Strategy):
         if node is not None:
             self.path.append(node)
             self._node = node
-        self.decisions.append((choice, steps[choice]))
-        return int(choice[len(ANSWER):])
+        self.moves.append((choice, steps[choice]))
+        k = int(choice[len(ANSWER):])
+        self.values.append(k)  # as a Recorder does (the shrinker keeps the answers)
+        return k
 
-    def _new_node(self, enabled: Sequence[str], current: str | None, steps: dict[str, Step]) -> Node | None:
+    def _new_node(self, enabled: Sequence[str], current: str | None, steps: Mapping[str, Step]) -> Node | None:
         ex = self.explorer
         if self.blocked:
             return None
@@ -417,13 +485,13 @@ class DFSRun(Strategy):
         if parent is None:
             if ex.root is None:
                 ex.root = Node(None, None, enabled, current, steps, [], 0)
-            return ex.root if len(self.decisions) == 0 else None
-        via = self.decisions[-1][0]
+            return ex.root if len(self.moves) == 0 else None
+        via = self.moves[-1][0]
         existing = parent.children.get(via)
         if existing is not None:  # cannot happen for a fresh alternative; keep the tree consistent
             return existing
         sleep: list[tuple[str, Step]] = []
-        if ex.reduction:
+        if ex.reduction and ex.points != "dependent":  # every step dependent: nothing ever sleeps
             moved = parent.steps[via]
             before = parent.done
             if parent is ex.branch:
