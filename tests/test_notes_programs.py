@@ -11,7 +11,7 @@ import pytest
 
 import races
 from tests import notes_programs as notes
-from tests.test_dynamic_tasks import task_processes, task_threads
+from tests.leaks import task_processes, task_threads
 
 THREAD_RUNS = 100
 PROCESS_RUNS = 20

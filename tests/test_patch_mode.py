@@ -17,7 +17,7 @@ import pytest
 import races
 from races.primitives.pipe import Connection
 from races.primitives.value import Value
-from tests.test_dynamic_tasks import task_processes, task_threads
+from tests.leaks import task_processes, task_threads
 
 REAL_THREADING_LOCK = threading.Lock
 PROCESS_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
