@@ -21,10 +21,21 @@ from .worker import process_main
 class DirectProcess:
     """A task process started by ``ctx.Process``."""
 
+    pending = False  # the process exists as soon as it is launched
+
     def __init__(self, process: Any) -> None:
         self.process = process
         self.pid = process.pid
         self.sentinel = process.sentinel
+
+    def ready(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
 
     def alive(self) -> bool:
         return self.process.is_alive()

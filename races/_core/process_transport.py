@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from .controller import TaskHandle
 from .patches import real_sleep
 from .thread_transport import target_location
+from .wire import OK_NONE, Wire, dumps
 
 
 class ProcessTask(TaskHandle):
@@ -29,57 +30,80 @@ class ProcessTask(TaskHandle):
         self.target = target
         self.state = state
         self.launcher = launcher
-        fd, self.dump_path = tempfile.mkstemp(prefix=f"races-{os.getpid()}-", suffix=".stack")
-        os.close(fd)
+        self.dump_path: Optional[str] = None
+        if not hasattr(os, "memfd_create"):  # elsewhere the child dumps into a memfd
+            fd, self.dump_path = tempfile.mkstemp(prefix=f"races-{os.getpid()}-", suffix=".stack")
+            os.close(fd)
         self.config = dict(config, dump_path=self.dump_path)
         self.conn: Any = None
+        self.wire: Optional[Wire] = None
         self.proc: Any = None
+        self._poller: Any = None
         self._stopped = False
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
-        # one poll object per task: a single syscall per wait, where
-        # multiprocessing.connection.wait builds a selector every call
-        self._poller = select.poll()
-        self._poller.register(self.conn.fileno(), select.POLLIN)
-        if self.proc.sentinel is not None:
-            self._poller.register(self.proc.sentinel, select.POLLIN)
+        self.wire = Wire(self.conn.fileno())
+
+    def _poll(self, timeout: float) -> list:
+        """The descriptors (socket, exit sentinel) readable within ``timeout``."""
+        if self._poller is None:
+            # the process exists from here on (a template launcher forks a
+            # run's tasks together, when the first one is waited for); one
+            # poll object per task: a single syscall per wait, where
+            # multiprocessing.connection.wait builds a selector every call
+            self.proc.ready()
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+            if self.proc.sentinel is not None:
+                self._poller.register(self.proc.sentinel, select.POLLIN)
+        return [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
 
     def grant(self, reply: tuple) -> None:
         try:
-            self.conn.send(reply)
+            self.wire.send_bytes(OK_NONE if reply == ("ok", None) else dumps(reply))  # type: ignore[union-attr]
         except OSError:
             pass  # it died; wait_event sees the crash
 
     def wait_event(self, timeout: float) -> tuple:
-        if self.conn is None:  # never started (its launch failed)
+        wire = self.wire
+        if wire is None:  # never started (its launch failed)
             return ("crash", None)
-        ready = [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
-        if not ready:
-            return ("timeout", None)
-        if self.conn.fileno() in ready or self.conn.poll():
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError):
+        if not wire.buffered():
+            ready = self._poll(timeout)
+            if not ready:
+                return ("timeout", None)
+            if wire.fd not in ready and not _readable(wire.fd):  # it ended without a word
                 return ("crash", self.proc.exit_code(5.0))
-            if message[0] == "step" and message[1].kind == "start":
-                message = ("step", message[1]._replace(location=target_location(self.target)))
-            return message
-        return ("crash", self.proc.exit_code(5.0))
+        try:
+            message = wire.recv()
+        except (EOFError, OSError):
+            return ("crash", self.proc.exit_code(5.0))
+        if message[0] == "step" and message[1].kind == "start":
+            step = message[1]
+            if step.args:  # the descriptor of the task's stack dump (a memfd)
+                self.dump_path = f"/proc/{self.proc.pid}/fd/{step.args[0]}"
+            message = ("step", step._replace(location=target_location(self.target), args=()))
+        return message
 
     def dump_stack(self) -> str:
         if self.proc is None or not self.proc.alive():
             return f"(task {self.name!r} is not running)"
+        if self.dump_path is None:
+            return f"(task {self.name!r} has no stack dump)"
         try:
-            os.kill(self.proc.pid, signal.SIGUSR1)
+            self.proc.signal(signal.SIGUSR1)
         except OSError:
             return f"(could not signal task {self.name!r})"
         text = ""
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:  # bounded: faulthandler writes from a signal handler
             real_sleep(0.01)
-            with open(self.dump_path) as fh:
-                latest = fh.read()
+            try:
+                with open(self.dump_path) as fh:
+                    latest = fh.read()
+            except OSError:
+                break
             if latest and latest == text:
                 break
             text = latest
@@ -91,6 +115,9 @@ class ProcessTask(TaskHandle):
         self._stopped = True
         try:
             if self.proc is None:
+                return None
+            if self.proc.pending:  # launched, but its process was never made
+                self.proc.cancel()
                 return None
             if waiting and self.proc.alive():
                 self.grant(("abort",))
@@ -109,7 +136,14 @@ class ProcessTask(TaskHandle):
             if self.conn is not None:
                 self.conn.close()
             self.proc and self.proc.release()
-            try:
-                os.unlink(self.dump_path)
-            except OSError:
-                pass
+            if self.dump_path is not None and not self.dump_path.startswith("/proc/"):
+                try:
+                    os.unlink(self.dump_path)
+                except OSError:
+                    pass
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
