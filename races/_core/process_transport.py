@@ -43,34 +43,36 @@ class ProcessTask(TaskHandle):
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
-        self.wire = Wire(self.conn.fileno())
 
-    def _poll(self, timeout: float) -> list:
-        """The descriptors (socket, exit sentinel) readable within ``timeout``."""
-        if self._poller is None:
-            # the process exists from here on (a template launcher forks a
-            # run's tasks together, when the first one is waited for); one
-            # poll object per task: a single syscall per wait, where
-            # multiprocessing.connection.wait builds a selector every call
+    def _wire(self) -> Wire:
+        """The task's wire; its process exists from here on (a template
+        launcher starts a run's tasks together, when the first one is needed)."""
+        if self.wire is None:
             self.proc.ready()
+            self.wire = Wire(self.conn.fileno())
+            # one poll object per task: a single syscall per wait, where
+            # multiprocessing.connection.wait builds a selector every call
             self._poller = select.poll()
-            self._poller.register(self.conn.fileno(), select.POLLIN)
+            self._poller.register(self.wire.fd, select.POLLIN)
             if self.proc.sentinel is not None:
                 self._poller.register(self.proc.sentinel, select.POLLIN)
-        return [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
+        return self.wire
 
     def grant(self, reply: tuple) -> None:
         try:
-            self.wire.send_bytes(OK_NONE if reply == ("ok", None) else dumps(reply))  # type: ignore[union-attr]
+            self._wire().send_bytes(OK_NONE if reply == ("ok", None) else dumps(reply))
         except OSError:
             pass  # it died; wait_event sees the crash
 
     def wait_event(self, timeout: float) -> tuple:
-        wire = self.wire
-        if wire is None:  # never started (its launch failed)
+        if self.conn is None:  # never started (its launch failed)
+            return ("crash", None)
+        try:
+            wire = self._wire()
+        except OSError:  # its process could not be made
             return ("crash", None)
         if not wire.buffered():
-            ready = self._poll(timeout)
+            ready = [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
             if not ready:
                 return ("timeout", None)
             if wire.fd not in ready and not _readable(wire.fd):  # it ended without a word

@@ -1,26 +1,37 @@
-"""A warm template process that forks task processes on demand.
+"""A warm template process that forks task processes ahead of need.
 
 Starting a process with spawn costs ~60 ms here and with forkserver ~6 ms,
 while a fork of a small single-threaded process costs well under 1 ms.  So
 for spawn and forkserver runs the harness starts one *template* per start
 method with that start method (a fresh interpreter, exactly what the user
 asked for), and every task process is an ``os.fork`` of it.  The template
-never runs user code: it imports the harness's task-side modules once (a
-spawned task imports them too, to unpickle its entry point) and the modules
-a task needs (as a spawned child would on unpickling), and forks, so every
-task still starts from freshly imported modules.  A forked task gets the
-default signal handlers a spawned child starts with.
+never runs user code: it imports the harness's task-side modules and
+installs its patches once (a spawned task imports them too, to unpickle its
+entry point, and patches itself first thing), imports the modules a task
+needs (as a spawned child would on unpickling, and with patch mode's
+factories suspended, as there) and forks, so every task still starts from
+freshly imported modules.  A forked task gets the default signal handlers a
+spawned child starts with.
 
-One request forks every task of a run (:meth:`TemplateLauncher.flush`): the
-controller sends the tasks' pickled payloads (target, state, config) and
-one end of a socket per task in a single message; a child finds its payload
-in the memory it was forked with and unpickles it itself.  The controller
-learns that a task exited from a ``pidfd`` (no request); the template reaps
-its children as soon as they exit (``SIGCHLD``) and reports an exit code on
-request, which only a crash needs.  The template exits when the
-controller's end of its socket closes, so it never outlives the test
-process; :func:`shutdown` stops it explicitly.  Like the forkserver, it is a
-service process, not a task: :func:`service_pids` lists it for leak checks.
+**Idle children.**  Forking, the kernel's copy-on-write faults of a fresh
+child and its exit cost more CPU than the rest of a short run, so the
+template keeps as many children forked in advance as the last request took
+(:func:`_idle_main`): each waits on its own socket for its payload.  A
+request (:meth:`TemplateLauncher.flush`, one per run: every task launched so
+far) hands over idle children, or forks new ones if there are too few, and
+returns their pids and the controller's ends of their sockets; the
+controller sends each child its pickled target, state and config, which the
+child unpickles itself; then the template forks replacements, on its own
+core while the run goes on.  An idle child forked before the template
+imported a module a later request needs is discarded, not used.  Idle
+children are service processes, listed by :func:`service_pids`.
+
+The controller learns that a task exited from a ``pidfd`` (no request); the
+template reaps its children as soon as they exit (``SIGCHLD``) and reports
+an exit code on request, which only a crash needs.  The template exits when
+the controller's end of its socket closes (its idle children with it), so
+it never outlives the test process; :func:`shutdown` stops it explicitly.
+Like the forkserver, it is a service process, not a task.
 """
 from __future__ import annotations
 
@@ -38,6 +49,8 @@ import threading
 import time
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .wire import dumps as _wire_dumps
 
 REQUEST_TIMEOUT = 10.0
 # the harness's own modules a task process imports (a spawned task imports
@@ -92,10 +105,18 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 
 # -- inside the template -------------------------------------------------------
 
+POOL_MAX = 64  # idle children at most
+
+
 def _template_main(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is for the test process
     for module in TASK_SIDE_MODULES:
         importlib.import_module(module)
+    from . import patch_mode, patches, worker
+
+    patches.install_for_process()
+    patch_mode.install_for_process()
+    worker.PREPATCHED = True
     # SIGCHLD wakes the loop (a handler of our own, so that the wakeup fd is
     # written), which reaps at once: a task's exit leaves no zombie behind
     wake_r, wake_w = os.pipe()
@@ -107,6 +128,23 @@ def _template_main(sock: socket.socket) -> None:
     poller.register(sock.fileno(), select.POLLIN)
     poller.register(wake_r, select.POLLIN)
     statuses: Dict[int, int] = {}
+    idle: List[Tuple[int, socket.socket, int]] = []  # (pid, our end of its socket, generation)
+    generation = 0  # counts the imports of new modules
+    want = 0
+
+    def fork_idle() -> Tuple[int, socket.socket, int]:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            ours.close()
+            for _, other, _ in idle:
+                other.close()
+            _idle_main(theirs, (wake_r, wake_w))
+        theirs.close()
+        statuses.pop(pid, None)  # a recycled pid
+        return pid, ours, generation
+
     while True:
         ready = [fd for fd, _ in poller.poll()]
         if wake_r in ready:
@@ -119,32 +157,34 @@ def _template_main(sock: socket.socket) -> None:
         if sock.fileno() not in ready:
             continue
         try:
-            request, fds = recv_msg(sock, _MAX_FDS)
+            request, _ = recv_msg(sock)
         except (EOFError, OSError):
             break
         op = request[0]
         if op == "fork":
-            _, path, modules, specs = request
+            _, path, modules, count = request
             sys.path[:] = path
-            for module in modules:
-                if module not in sys.modules:
-                    try:
-                        importlib.import_module(module)
-                    except BaseException:  # noqa: BLE001 - the task reports it
-                        pass
-            pids = []
-            for i, ((name, payload), fd) in enumerate(zip(specs, fds)):
-                pid = os.fork()
-                if pid == 0:
-                    sock.close()
-                    _task_main(fd, name, payload, (wake_r, wake_w, *fds[i + 1:]))
-                os.close(fd)
-                statuses.pop(pid, None)  # a recycled pid
-                pids.append(pid)
-            send_msg(sock, pids)
+            if _import(modules):
+                generation += 1
+                for _, stale, _ in idle:  # forked without the new modules
+                    stale.close()
+                idle.clear()
+            while len(idle) < count:
+                idle.append(fork_idle())
+            given, idle[:] = idle[:count], idle[count:]
+            send_msg(sock, [pid for pid, _, _ in given], [ours.fileno() for _, ours, _ in given])
+            for _, ours, _ in given:
+                ours.close()
+            want = min(count, POOL_MAX)
+            while len(idle) < want:  # the next run's children, while this one runs
+                idle.append(fork_idle())
         elif op == "wait":
             _, pid, timeout = request
             send_msg(sock, _wait(pid, timeout, statuses))
+        elif op == "idle":
+            send_msg(sock, [pid for pid, _, _ in idle])
+    for _, ours, _ in idle:
+        ours.close()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     while True:  # reap whatever is left
@@ -152,6 +192,23 @@ def _template_main(sock: socket.socket) -> None:
             os.waitpid(-1, 0)
         except ChildProcessError:
             break
+
+
+def _import(modules: List[str]) -> bool:
+    """Import the modules a task needs, as a spawned child would on unpickling
+    (patch mode's factories suspended); True when one was new."""
+    from . import patch_mode
+
+    new = False
+    with patch_mode.suspended():
+        for module in modules:
+            if module not in sys.modules:
+                new = True
+                try:
+                    importlib.import_module(module)
+                except BaseException:  # noqa: BLE001 - the task reports it
+                    pass
+    return new
 
 
 def _reap(statuses: Dict[int, int]) -> None:
@@ -183,29 +240,42 @@ def _wait(pid: int, timeout: float, statuses: Dict[int, int]) -> Optional[int]:
         time.sleep(0.001)
 
 
-def _task_main(fd: int, name: str, payload: bytes, closing: Tuple[int, ...]) -> None:
+def _idle_main(conn: socket.socket, closing: Tuple[int, ...]) -> None:
+    """An idle child: prepare what does not depend on the task, wait for the
+    payload, then be the task.  EOF instead (the template discarded it, or
+    exited): leave quietly."""
     code = 0
     try:
         # a spawned or forkserver child starts with the default handlers
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for other in closing:
-            os.close(other)
+        for fd in closing:
+            os.close(fd)
+        from . import patch_mode
+        from .wire import Wire
+        from .worker import process_main, stack_dump
+
+        fd = conn.detach()
+        wire = Wire(fd)
+        dump = stack_dump({})
         try:
-            target, state, config = pickle.loads(payload)
+            _, name, path, payload = wire.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+        sys.path[:] = path
+        try:
+            with patch_mode.suspended():  # modules imported now see the real factories
+                target, state, config = pickle.loads(payload)
         except BaseException as exc:  # noqa: BLE001 - report why the task cannot start
             from .thread_transport import describe_exception
-            from .wire import Wire
 
             kind, message, tb = describe_exception(exc)
-            Wire(fd).send(("error", (kind, f"the task could not be started in its process: {message}", tb)))
+            wire.send(("error", (kind, f"the task could not be started in its process: {message}", tb)))
             code = 1
         else:
             del payload
-            from .worker import process_main
-
-            process_main(fd, name, target, state, config)
+            process_main(fd, name, target, state, config, dump)
     except BaseException:  # noqa: BLE001
         import traceback
 
@@ -225,26 +295,57 @@ _pidfd_open = getattr(os, "pidfd_open", None)
 _pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
 
 
+class TemplateConn:
+    """The controller's end of a template task's socket; it exists once the
+    task's process does (``ready``)."""
+
+    def __init__(self, proc: "TemplateProcess") -> None:
+        self.proc = proc
+        self.sock: Optional[socket.socket] = None
+
+    def fileno(self) -> int:
+        self.proc.ready()
+        if self.sock is None:
+            raise OSError(f"task {self.proc.name!r} has no process")
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
 class TemplateProcess:
     """A task process forked by the template (not our child: the template reaps
     it).  ``pending`` until its launcher's :meth:`~TemplateLauncher.flush`."""
 
-    def __init__(self, launcher: "TemplateLauncher", template: "Template") -> None:
+    def __init__(self, launcher: "TemplateLauncher", template: "Template", name: str,
+                 payload: bytes, modules: List[str]) -> None:
         self.launcher = launcher
         self.template = template
+        self.name = name
+        self.payload: Optional[bytes] = payload
+        self.modules = modules
+        self.conn = TemplateConn(self)
         self.pending = True
         self.pid: Optional[int] = None
         self.code: Optional[int] = None
         self.sentinel: Optional[int] = None  # a pidfd, readable once the process exited
 
-    def _started(self, pid: int) -> None:
+    def _started(self, pid: int, fd: int) -> None:
         self.pending = False
         self.pid = pid
+        self.conn.sock = socket.socket(fileno=fd)
         if _pidfd_open is not None:
             try:
                 self.sentinel = _pidfd_open(pid)
             except OSError:
                 self.sentinel = None
+        message = _wire_dumps(("payload", self.name, list(sys.path), self.payload))
+        self.payload = None
+        try:
+            self.conn.sock.sendall(message)
+        except OSError:
+            pass  # it died: the transport sees the crash
 
     def ready(self) -> None:
         if self.pending:
@@ -263,26 +364,26 @@ class TemplateProcess:
 
     def wait_exit(self, timeout: float) -> bool:
         self.ready()
-        if self.code is not None:
+        if self.code is not None or self.pid is None:
             return True
         if self.sentinel is not None:
             return _wait_readable(self.sentinel, timeout)
-        self.code = self.template.wait(self.pid, timeout)  # type: ignore[arg-type]
+        self.code = self.template.wait(self.pid, timeout)
         return self.code is not None
 
     def exit_code(self, timeout: float) -> Optional[int]:
-        if not self.wait_exit(timeout):
+        if not self.wait_exit(timeout) or self.pid is None:
             return None
         if self.code is None:
-            self.code = self.template.wait(self.pid, timeout)  # type: ignore[arg-type]
+            self.code = self.template.wait(self.pid, timeout)
         return self.code
 
     def signal(self, signum: int) -> None:
         self.ready()
         if self.sentinel is not None and _pidfd_send_signal is not None:
             _pidfd_send_signal(self.sentinel, signum)  # never a recycled pid
-        else:
-            os.kill(self.pid, signum)  # type: ignore[arg-type]
+        elif self.pid is not None:
+            os.kill(self.pid, signum)
 
     def kill(self) -> None:
         try:
@@ -307,26 +408,33 @@ class Template:
         finally:
             child.close()
 
-    def _request(self, message: tuple, fds: Sequence[int] = ()) -> Any:
+    def _request(self, message: tuple) -> Tuple[Any, List[int]]:
         with self.lock:
-            send_msg(self.sock, message, fds)
+            send_msg(self.sock, message)
             try:
-                return recv_msg(self.sock, timeout=REQUEST_TIMEOUT)[0]
+                return recv_msg(self.sock, _MAX_FDS, timeout=REQUEST_TIMEOUT)
             except TimeoutError:
                 raise RuntimeError(f"the races template process (pid {self.process.pid}) did not answer") from None
             except EOFError:
                 raise RuntimeError(f"the races template process (pid {self.process.pid}) has exited") from None
 
-    def fork(self, modules: List[str], specs: List[Tuple[str, bytes]], fds: List[int]) -> List[int]:
-        """Fork one task per ``(name, payload)``, each given its descriptor."""
+    def fork(self, modules: List[str], count: int) -> Tuple[List[int], List[int]]:
+        """``count`` children (idle ones first): their pids and our ends of their sockets."""
         pids: List[int] = []
-        for i in range(0, len(specs), _MAX_FDS):
-            pids += self._request(("fork", list(sys.path), modules, specs[i:i + _MAX_FDS]), fds[i:i + _MAX_FDS])
-        return pids
+        fds: List[int] = []
+        while len(pids) < count:
+            got, got_fds = self._request(("fork", list(sys.path), modules, min(count - len(pids), _MAX_FDS)))
+            pids += got
+            fds += got_fds
+        return pids, fds
 
     def wait(self, pid: int, timeout: float) -> Optional[int]:
         """``pid``'s exit code, waiting up to ``timeout`` for it to exit (None if it did not)."""
-        return self._request(("wait", pid, timeout))
+        return self._request(("wait", pid, timeout))[0]
+
+    def idle(self) -> List[int]:
+        """The pids of the children waiting for a task."""
+        return self._request(("idle",))[0]
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -355,7 +463,7 @@ def get_template(ctx: Any) -> Template:
 
 
 def shutdown() -> None:
-    """Stop every template process this process started."""
+    """Stop every template process this process started (their idle children with them)."""
     with _templates_lock:
         templates = [t for (m, pid), t in _templates.items() if pid == os.getpid()]
         _templates.clear()
@@ -364,8 +472,17 @@ def shutdown() -> None:
 
 
 def service_pids() -> List[int]:
-    """Pids of the template processes (services, like the forkserver)."""
-    return [t.process.pid for (m, pid), t in _templates.items() if pid == os.getpid() and t.process.pid]
+    """Pids of the template processes and of their idle children (services,
+    like the forkserver)."""
+    pids: List[int] = []
+    for (_, owner), template in list(_templates.items()):
+        if owner == os.getpid() and template.process.pid:
+            pids.append(template.process.pid)
+            try:
+                pids += template.idle()
+            except (RuntimeError, OSError):
+                pass
+    return pids
 
 
 atexit.register(shutdown)
@@ -379,47 +496,43 @@ def _module_of(obj: Any) -> Optional[str]:
 class TemplateLauncher:
     """Fork tasks from the template of ``ctx``'s start method.
 
-    :meth:`launch` only prepares a task (its socket and pickled payload); the
-    first wait for any task of the run makes one request that forks every
-    task launched so far (:meth:`flush`)."""
+    :meth:`launch` only pickles a task's payload; the first wait for any task
+    of the run makes one request for every task launched so far (:meth:`flush`)."""
 
     def __init__(self, ctx: Any, state_modules: List[str]) -> None:
         self.ctx = ctx
         self.method = ctx.get_start_method()
         self.state_modules = state_modules
-        self._pending: List[Tuple[TemplateProcess, str, bytes, socket.socket, List[str]]] = []
+        self._pending: List[TemplateProcess] = []
 
     def launch(self, name: str, target: Callable, state: Any, config: dict) -> Tuple[Any, TemplateProcess]:
         template = get_template(self.ctx)
         payload = bytes(ForkingPickler.dumps((target, state, config)))
         modules = [m for m in [_module_of(target), *self.state_modules] if m and m != "__main__"]
-        parent, child = socket.socketpair()
-        proc = TemplateProcess(self, template)
-        self._pending.append((proc, name, payload, child, modules))
-        return parent, proc
+        proc = TemplateProcess(self, template, name, payload, modules)
+        self._pending.append(proc)
+        return proc.conn, proc
 
     def flush(self) -> None:
-        """Fork every pending task, in one request per template."""
+        """Start every pending task: one request per template, then each child's payload."""
         pending, self._pending = self._pending, []
         while pending:
-            template = pending[0][0].template
-            batch = [p for p in pending if p[0].template is template]
-            pending = [p for p in pending if p[0].template is not template]
+            template = pending[0].template
+            batch = [p for p in pending if p.template is template]
+            pending = [p for p in pending if p.template is not template]
             modules: List[str] = []
-            for *_, mods in batch:
-                modules += [m for m in mods if m not in modules]
+            for proc in batch:
+                modules += [m for m in proc.modules if m not in modules]
             try:
-                pids = template.fork(modules, [(name, payload) for _, name, payload, _, _ in batch],
-                                     [child.fileno() for *_, child, _ in batch])
-            finally:
-                for *_, child, _ in batch:
-                    child.close()
-            for (proc, *_), pid in zip(batch, pids):
-                proc._started(pid)
+                pids, fds = template.fork(modules, len(batch))
+            except BaseException:
+                for proc in batch + pending:  # no process will come: they end as crashes
+                    proc.pending = False
+                raise
+            for proc, pid, fd in zip(batch, pids, fds):
+                proc._started(pid, fd)
 
     def cancel(self, proc: TemplateProcess) -> None:
-        for item in [p for p in self._pending if p[0] is proc]:
-            self._pending.remove(item)
-            item[3].close()
+        if proc in self._pending:
+            self._pending.remove(proc)
         proc.pending = False
-

@@ -25,32 +25,45 @@ class WireChannel(Channel):
         return self.wire.recv()
 
 
-def _stack_dump(config: dict) -> Any:
+# True in a process forked from a template, which installed the patches
+# (``patches`` and patch mode) once for all the tasks it forks
+PREPATCHED = False
+
+
+def stack_dump(config: dict) -> Any:
     """Where faulthandler writes this task's stacks on SIGUSR1 (a timeout's
     report): a memfd the controller reads through ``/proc/<pid>/fd`` (its
     number travels in the start step), else the file the controller named."""
     if hasattr(os, "memfd_create") and not config.get("dump_path"):
         try:
-            return os.memfd_create("races-stack", os.MFD_CLOEXEC)
+            dump: Any = os.memfd_create("races-stack", os.MFD_CLOEXEC)
         except OSError:
             return None
-    if config.get("dump_path"):
-        return open(config["dump_path"], "w")  # noqa: SIM115 - lives as long as the process
-    return None
+    elif config.get("dump_path"):
+        dump = open(config["dump_path"], "w")  # noqa: SIM115 - lives as long as the process
+    else:
+        return None
+    faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
+    return dump
 
 
-def process_main(conn: Any, name: str, target: Callable, state: Any, config: dict) -> None:
+def process_main(conn: Any, name: str, target: Callable, state: Any, config: dict, dump: Any = None) -> None:
     """Entry point of a task process (direct launch and template fork alike).
-    ``conn`` is a ``multiprocessing`` connection or a socket's descriptor."""
+    ``conn`` is a ``multiprocessing`` connection or a socket's descriptor;
+    ``dump`` is the stack dump when :func:`stack_dump` was already called."""
     wire = Wire(conn if isinstance(conn, int) else conn.fileno())
-    dump = _stack_dump(config)
-    if dump is not None:
-        faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
-    patches.install_for_process()
+    if dump is None:
+        dump = stack_dump(config)
+    if not PREPATCHED:
+        patches.install_for_process()
     if config.get("patch"):
         from . import patch_mode
 
-        patch_mode.install_for_process()
+        patch_mode.install_for_process()  # (in a template's child: counted, already applied)
+    elif PREPATCHED:
+        from . import patch_mode
+
+        patch_mode.uninstall(threads=False)  # the template's, for a run without patch mode
     mask = None
     if config.get("cpu") is not None:
         from .affinity import pin
