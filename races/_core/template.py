@@ -14,17 +14,19 @@ freshly imported modules.  A forked task gets the default signal handlers a
 spawned child starts with.
 
 **Idle children.**  Forking, the kernel's copy-on-write faults of a fresh
-child and its exit cost more CPU than the rest of a short run, so the
-template keeps as many children forked in advance as the last request took
-(:func:`_idle_main`): each waits on its own socket for its payload.  A
-request (:meth:`TemplateLauncher.flush`, one per run: every task launched so
-far) hands over idle children, or forks new ones if there are too few, and
-returns their pids and the controller's ends of their sockets; the
-controller sends each child its pickled target, state and config, which the
-child unpickles itself; then the template forks replacements, on its own
-core while the run goes on.  An idle child forked before the template
-imported a module a later request needs is discarded, not used.  Idle
-children are service processes, listed by :func:`service_pids`.
+child and its exit cost more CPU than the rest of a short run, so tasks are
+forked ahead of need (:func:`_idle_main`): an idle child prepares what does
+not depend on its task, pins itself to the runs' core and waits on its own
+socket for its payload.  The controller keeps a *stock* of them (their pids
+and its ends of their sockets, see :class:`Template`): a run
+(:meth:`TemplateLauncher.flush`: every task launched so far) takes its
+children from the stock, sends each its pickled target, state and config,
+which the child unpickles itself, and orders as many again without waiting;
+the template forks them while the run goes on.  Only a short stock makes a
+run wait for the template.  When a run needs a module the template has not
+imported, the template imports it and the stock forked without it is
+discarded (an idle child leaves when its socket closes).  Idle children are
+service processes, listed by :func:`service_pids`.
 
 The controller learns that a task exited from a ``pidfd`` (no request); the
 template reaps its children as soon as they exit (``SIGCHLD``) and reports
@@ -53,6 +55,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from .wire import dumps as _wire_dumps
 
 REQUEST_TIMEOUT = 10.0
+POOL_MAX = 64  # idle children at most
 # the harness's own modules a task process imports (a spawned task imports
 # them to unpickle its entry point): imported once, in the template
 TASK_SIDE_MODULES = ("races._core.worker", "races._core.patch_mode", "races._core.affinity")
@@ -74,27 +77,36 @@ def send_msg(sock: socket.socket, message: Any, fds: Sequence[int] = ()) -> None
 
 def recv_msg(sock: socket.socket, max_fds: int = 0, timeout: Optional[float] = None) -> Tuple[Any, List[int]]:
     """The next message and the descriptors that came with it.  EOFError when
-    the other end closed, TimeoutError when nothing came within ``timeout``."""
+    the other end closed, TimeoutError when nothing came within ``timeout``.
+    Reads exactly one message (its header first, which carries the
+    descriptors), so messages sent one after another never mix."""
     if timeout is not None and not _wait_readable(sock.fileno(), timeout):
         raise TimeoutError
     fds: List[int] = []
     if max_fds:
-        data, ancdata, _, _ = sock.recvmsg(1 << 16, socket.CMSG_SPACE(max_fds * array.array("i").itemsize))
+        head, ancdata, _, _ = sock.recvmsg(4, socket.CMSG_SPACE(max_fds * array.array("i").itemsize))
         for level, kind, cdata in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 got = array.array("i")
                 got.frombytes(cdata[: len(cdata) - (len(cdata) % got.itemsize)])
                 fds.extend(got)
     else:
-        data = sock.recv(1 << 16)
-    if not data:
+        head = sock.recv(4)
+    if not head:
         raise EOFError
-    while len(data) < 4 or len(data) < 4 + _HEADER.unpack_from(data)[0]:
-        chunk = sock.recv(1 << 20)
+    while len(head) < 4:
+        more = sock.recv(4 - len(head))
+        if not more:
+            raise EOFError
+        head += more
+    size = _HEADER.unpack(head)[0]
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(min(size - len(data), 1 << 20))
         if not chunk:
             raise EOFError
         data += chunk
-    return pickle.loads(memoryview(data)[4:]), fds
+    return pickle.loads(data), fds
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:
@@ -104,9 +116,6 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 
 
 # -- inside the template -------------------------------------------------------
-
-POOL_MAX = 64  # idle children at most
-
 
 def _template_main(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is for the test process
@@ -128,22 +137,7 @@ def _template_main(sock: socket.socket) -> None:
     poller.register(sock.fileno(), select.POLLIN)
     poller.register(wake_r, select.POLLIN)
     statuses: Dict[int, int] = {}
-    idle: List[Tuple[int, socket.socket, int]] = []  # (pid, our end of its socket, generation)
-    generation = 0  # counts the imports of new modules
-    want = 0
-
-    def fork_idle() -> Tuple[int, socket.socket, int]:
-        ours, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            ours.close()
-            for _, other, _ in idle:
-                other.close()
-            _idle_main(theirs, (wake_r, wake_w))
-        theirs.close()
-        statuses.pop(pid, None)  # a recycled pid
-        return pid, ours, generation
+    generation = 0  # counts the "import" requests: idle children of an older one are stale
 
     while True:
         ready = [fd for fd, _ in poller.poll()]
@@ -161,30 +155,41 @@ def _template_main(sock: socket.socket) -> None:
         except (EOFError, OSError):
             break
         op = request[0]
-        if op == "fork":
-            _, path, modules, count = request
+        if op == "refill":  # idle children for the controller's stock
+            _, count, cpu = request
+            ours: List[socket.socket] = []
+            pids = []
+            for _ in range(count):
+                mine, theirs = socket.socketpair()
+                pid = os.fork()
+                if pid == 0:
+                    sock.close()
+                    mine.close()
+                    for other in ours:
+                        other.close()
+                    _idle_main(theirs, (wake_r, wake_w), cpu)
+                theirs.close()
+                statuses.pop(pid, None)  # a recycled pid
+                ours.append(mine)
+                pids.append(pid)
+            try:
+                send_msg(sock, ("stock", generation, pids), [s.fileno() for s in ours])
+            except OSError:  # the controller is gone
+                break
+            finally:
+                for mine in ours:
+                    mine.close()
+        elif op == "import":
+            _, path, modules = request
             sys.path[:] = path
-            if _import(modules):
-                generation += 1
-                for _, stale, _ in idle:  # forked without the new modules
-                    stale.close()
-                idle.clear()
-            while len(idle) < count:
-                idle.append(fork_idle())
-            given, idle[:] = idle[:count], idle[count:]
-            send_msg(sock, [pid for pid, _, _ in given], [ours.fileno() for _, ours, _ in given])
-            for _, ours, _ in given:
-                ours.close()
-            want = min(count, POOL_MAX)
-            while len(idle) < want:  # the next run's children, while this one runs
-                idle.append(fork_idle())
-        elif op == "wait":
-            _, pid, timeout = request
-            send_msg(sock, _wait(pid, timeout, statuses))
-        elif op == "idle":
-            send_msg(sock, [pid for pid, _, _ in idle])
-    for _, ours, _ in idle:
-        ours.close()
+            _import(modules)
+            generation += 1
+        elif op in ("wait", "sync"):
+            reply = _wait(request[1], request[2], statuses) if op == "wait" else None
+            try:
+                send_msg(sock, ("reply", reply))
+            except OSError:  # the controller is gone
+                break
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     while True:  # reap whatever is left
@@ -240,9 +245,9 @@ def _wait(pid: int, timeout: float, statuses: Dict[int, int]) -> Optional[int]:
         time.sleep(0.001)
 
 
-def _idle_main(conn: socket.socket, closing: Tuple[int, ...]) -> None:
+def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int]) -> None:
     """An idle child: prepare what does not depend on the task, wait for the
-    payload, then be the task.  EOF instead (the template discarded it, or
+    payload, then be the task.  EOF instead (the controller discarded it, or
     exited): leave quietly."""
     code = 0
     try:
@@ -259,6 +264,11 @@ def _idle_main(conn: socket.socket, closing: Tuple[int, ...]) -> None:
         fd = conn.detach()
         wire = Wire(fd)
         dump = stack_dump({})
+        if cpu is not None:  # wait (and wake) on the core the runs use
+            from . import worker
+            from .affinity import pin
+
+            worker.AFFINITY = pin(cpu)
         try:
             _, name, path, payload = wire.recv()
         except (EOFError, OSError):
@@ -325,6 +335,7 @@ class TemplateProcess:
         self.name = name
         self.payload: Optional[bytes] = payload
         self.modules = modules
+        self.cpu: Optional[int] = None
         self.conn = TemplateConn(self)
         self.pending = True
         self.pid: Optional[int] = None
@@ -398,6 +409,14 @@ class TemplateProcess:
 
 
 class Template:
+    """The controller's side of one template process.
+
+    The controller keeps a *stock* of idle children (pid, its end of the
+    child's socket, the template's import generation): a run takes its
+    children from the stock and asks the template, without waiting for an
+    answer, for as many again, which arrive while the run goes on.  Only
+    when the stock is short does a run wait for the template."""
+
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
@@ -407,40 +426,93 @@ class Template:
             self.process.start()
         finally:
             child.close()
+        self.stock: List[Tuple[int, int, int]] = []
+        self.modules: set = set()  # imported at our request
+        self.generation = 0
+        self.requested = 0  # idle children asked for and not received yet
 
-    def _request(self, message: tuple) -> Tuple[Any, List[int]]:
+    def _take_in(self, message: Any, fds: List[int]) -> Any:
+        """File a stock message; return anything else (a reply)."""
+        if message[0] == "stock":
+            _, generation, pids = message
+            self.requested -= len(pids)
+            for pid, fd in zip(pids, fds):
+                if generation == self.generation:
+                    self.stock.append((pid, fd, generation))
+                else:  # forked before modules we asked for since: it leaves on EOF
+                    os.close(fd)
+            return None
+        return message
+
+    def _read(self, timeout: Optional[float]) -> Any:
+        try:
+            message, fds = recv_msg(self.sock, _MAX_FDS, timeout=timeout)
+        except TimeoutError:
+            raise RuntimeError(f"the races template process (pid {self.process.pid}) did not answer") from None
+        except EOFError:
+            raise RuntimeError(f"the races template process (pid {self.process.pid}) has exited") from None
+        return self._take_in(message, fds)
+
+    def _drain(self) -> None:
+        """File the stock messages that already arrived."""
+        while _wait_readable(self.sock.fileno(), 0):
+            self._read(None)
+
+    def _request(self, message: tuple) -> Any:
         with self.lock:
             send_msg(self.sock, message)
-            try:
-                return recv_msg(self.sock, _MAX_FDS, timeout=REQUEST_TIMEOUT)
-            except TimeoutError:
-                raise RuntimeError(f"the races template process (pid {self.process.pid}) did not answer") from None
-            except EOFError:
-                raise RuntimeError(f"the races template process (pid {self.process.pid}) has exited") from None
+            while True:
+                reply = self._read(REQUEST_TIMEOUT)
+                if reply is not None:
+                    return reply[1]
 
-    def fork(self, modules: List[str], count: int) -> Tuple[List[int], List[int]]:
-        """``count`` children (idle ones first): their pids and our ends of their sockets."""
-        pids: List[int] = []
-        fds: List[int] = []
-        while len(pids) < count:
-            got, got_fds = self._request(("fork", list(sys.path), modules, min(count - len(pids), _MAX_FDS)))
-            pids += got
-            fds += got_fds
-        return pids, fds
+    def take(self, modules: List[str], count: int, cpu: Optional[int]) -> List[Tuple[int, int]]:
+        """``count`` idle children that have ``modules`` imported: their pids
+        and our ends of their sockets.  Orders as many for the next run."""
+        with self.lock:
+            self._drain()
+            new = [m for m in modules if m not in self.modules]
+            if new:
+                send_msg(self.sock, ("import", list(sys.path), new))
+                self.modules.update(new)
+                self.generation += 1
+                for _, fd, _ in self.stock:
+                    os.close(fd)  # the child leaves on EOF
+                self.stock.clear()
+            short = count - len(self.stock) - self.requested
+            if short > 0:
+                send_msg(self.sock, ("refill", short, cpu))
+                self.requested += short
+            deadline = time.monotonic() + REQUEST_TIMEOUT
+            while len(self.stock) < count:
+                self._read(max(0.0, deadline - time.monotonic()))
+            given, self.stock = self.stock[:count], self.stock[count:]
+            more = min(count, POOL_MAX - len(self.stock) - self.requested)
+            if more > 0:
+                send_msg(self.sock, ("refill", more, cpu))
+                self.requested += more
+            return [(pid, fd) for pid, fd, _ in given]
 
     def wait(self, pid: int, timeout: float) -> Optional[int]:
         """``pid``'s exit code, waiting up to ``timeout`` for it to exit (None if it did not)."""
-        return self._request(("wait", pid, timeout))[0]
+        return self._request(("wait", pid, timeout))
 
     def idle(self) -> List[int]:
-        """The pids of the children waiting for a task."""
-        return self._request(("idle",))[0]
+        """The pids of the children waiting for a task (every one ordered so far)."""
+        with self.lock:
+            send_msg(self.sock, ("sync",))
+            while self._read(REQUEST_TIMEOUT) is None:
+                pass
+            return [pid for pid, _, _ in self.stock]
 
     def alive(self) -> bool:
         return self.process.is_alive()
 
     def stop(self) -> None:
         try:
+            for _, fd, _ in self.stock:
+                os.close(fd)
+            self.stock.clear()
             self.sock.close()
         finally:
             self.process.join(5.0)
@@ -510,6 +582,7 @@ class TemplateLauncher:
         payload = bytes(ForkingPickler.dumps((target, state, config)))
         modules = [m for m in [_module_of(target), *self.state_modules] if m and m != "__main__"]
         proc = TemplateProcess(self, template, name, payload, modules)
+        proc.cpu = config.get("cpu")
         self._pending.append(proc)
         return proc.conn, proc
 
@@ -524,12 +597,12 @@ class TemplateLauncher:
             for proc in batch:
                 modules += [m for m in proc.modules if m not in modules]
             try:
-                pids, fds = template.fork(modules, len(batch))
+                children = template.take(modules, len(batch), batch[0].cpu)
             except BaseException:
                 for proc in batch + pending:  # no process will come: they end as crashes
                     proc.pending = False
                 raise
-            for proc, pid, fd in zip(batch, pids, fds):
+            for proc, (pid, fd) in zip(batch, children):
                 proc._started(pid, fd)
 
     def cancel(self, proc: TemplateProcess) -> None:

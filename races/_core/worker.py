@@ -7,7 +7,7 @@ import os
 import random
 import signal
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Set
 
 from . import patches
 from .agent import Agent, Channel, bind_process
@@ -28,6 +28,8 @@ class WireChannel(Channel):
 # True in a process forked from a template, which installed the patches
 # (``patches`` and patch mode) once for all the tasks it forks
 PREPATCHED = False
+# the affinity a template's idle child had before it waited on the runs' core
+AFFINITY: Optional[Set[int]] = None
 
 
 def stack_dump(config: dict) -> Any:
@@ -69,6 +71,8 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
         from .affinity import pin
 
         mask = pin(config["cpu"])  # booted in parallel; from here on one task runs at a time
+        if AFFINITY is not None:
+            mask = AFFINITY
     random.seed(f"{config.get('seed', 0)}:{name}")
     # a task is a program of its own (the template it was forked from is a
     # daemon): its Process objects are not daemonic unless it is a daemon child
