@@ -138,6 +138,7 @@ def _template_main(sock: socket.socket) -> None:
     poller.register(wake_r, select.POLLIN)
     statuses: Dict[int, int] = {}
     generation = 0  # counts the "import" requests: idle children of an older one are stale
+    placed: Optional[set] = None  # the CPUs this process keeps to
 
     while True:
         ready = [fd for fd, _ in poller.poll()]
@@ -156,7 +157,14 @@ def _template_main(sock: socket.socket) -> None:
             break
         op = request[0]
         if op == "refill":  # idle children for the controller's stock
-            _, count, cpu = request
+            _, count, cpu, others = request
+            if others and others != placed:
+                # fork (and let the children prepare) off the core the runs use
+                try:
+                    os.sched_setaffinity(0, others)
+                    placed = others
+                except OSError:
+                    pass
             ours: List[socket.socket] = []
             pids = []
             for _ in range(count):
@@ -429,13 +437,14 @@ class Template:
         self.stock: List[Tuple[int, int, int]] = []
         self.modules: set = set()  # imported at our request
         self.generation = 0
-        self.requested = 0  # idle children asked for and not received yet
+        self.requested = 0  # idle children of this generation asked for and not received yet
 
     def _take_in(self, message: Any, fds: List[int]) -> Any:
         """File a stock message; return anything else (a reply)."""
         if message[0] == "stock":
             _, generation, pids = message
-            self.requested -= len(pids)
+            if generation == self.generation:
+                self.requested -= len(pids)
             for pid, fd in zip(pids, fds):
                 if generation == self.generation:
                     self.stock.append((pid, fd, generation))
@@ -468,7 +477,13 @@ class Template:
 
     def take(self, modules: List[str], count: int, cpu: Optional[int]) -> List[Tuple[int, int]]:
         """``count`` idle children that have ``modules`` imported: their pids
-        and our ends of their sockets.  Orders as many for the next run."""
+        and our ends of their sockets.  Orders as many for the next run.
+
+        ``cpu`` is the core the runs use: the template forks on the others
+        (those this process may use), and its children wait on ``cpu``."""
+        others = None
+        if cpu is not None and hasattr(os, "sched_getaffinity"):
+            others = os.sched_getaffinity(0) - {cpu} or None
         with self.lock:
             self._drain()
             new = [m for m in modules if m not in self.modules]
@@ -476,12 +491,13 @@ class Template:
                 send_msg(self.sock, ("import", list(sys.path), new))
                 self.modules.update(new)
                 self.generation += 1
+                self.requested = 0  # what is still coming is stale
                 for _, fd, _ in self.stock:
                     os.close(fd)  # the child leaves on EOF
                 self.stock.clear()
             short = count - len(self.stock) - self.requested
             if short > 0:
-                send_msg(self.sock, ("refill", short, cpu))
+                send_msg(self.sock, ("refill", short, cpu, others))
                 self.requested += short
             deadline = time.monotonic() + REQUEST_TIMEOUT
             while len(self.stock) < count:
@@ -489,7 +505,7 @@ class Template:
             given, self.stock = self.stock[:count], self.stock[count:]
             more = min(count, POOL_MAX - len(self.stock) - self.requested)
             if more > 0:
-                send_msg(self.sock, ("refill", more, cpu))
+                send_msg(self.sock, ("refill", more, cpu, others))
                 self.requested += more
             return [(pid, fd) for pid, fd, _ in given]
 
