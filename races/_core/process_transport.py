@@ -16,7 +16,7 @@ import select
 import signal
 import tempfile
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from .controller import TaskHandle
 from .patches import real_sleep
@@ -40,9 +40,18 @@ class ProcessTask(TaskHandle):
         self.proc: Any = None
         self._poller: Any = None
         self._stopped = False
+        # the run's tasks not ended yet (shared through the run's launcher): a
+        # task that ends while others run exits on another core (see worker)
+        try:
+            self._live: List[int] = launcher.__dict__.setdefault("_races_live", [0])
+        except AttributeError:
+            self._live = [1]
+        self._counted = False
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
+        self._live[0] += 1
+        self._counted = True
 
     def _wire(self) -> Wire:
         """The task's wire; its process exists from here on (a template
@@ -81,12 +90,23 @@ class ProcessTask(TaskHandle):
             message = wire.recv()
         except (EOFError, OSError):
             return ("crash", self.proc.exit_code(5.0))
-        if message[0] == "step" and message[1].kind == "start":
+        if message[0] != "step":  # its last message: tell it where to exit
+            self._ended()
+            try:
+                wire.send_bytes(dumps(("exit", self._live[0] > 0)))
+            except OSError:
+                pass
+        elif message[1].kind == "start":
             step = message[1]
             if step.args:  # the descriptor of the task's stack dump (a memfd)
                 self.dump_path = f"/proc/{self.proc.pid}/fd/{step.args[0]}"
             message = ("step", step._replace(location=target_location(self.target), args=()))
         return message
+
+    def _ended(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._live[0] -= 1
 
     def dump_stack(self) -> str:
         if self.proc is None or not self.proc.alive():
@@ -129,6 +149,8 @@ class ProcessTask(TaskHandle):
                     if event[0] != "step":
                         break
                     self.grant(("abort",))
+            self._ended()
+            self.conn.close()  # EOF for a task still waiting to be told where to exit
             if not self.proc.wait_exit(grace):
                 self.proc.kill()
                 if not self.proc.wait_exit(grace):

@@ -477,13 +477,7 @@ class Template:
 
     def take(self, modules: List[str], count: int, cpu: Optional[int]) -> List[Tuple[int, int]]:
         """``count`` idle children that have ``modules`` imported: their pids
-        and our ends of their sockets.  Orders as many for the next run.
-
-        ``cpu`` is the core the runs use: the template forks on the others
-        (those this process may use), and its children wait on ``cpu``."""
-        others = None
-        if cpu is not None and hasattr(os, "sched_getaffinity"):
-            others = os.sched_getaffinity(0) - {cpu} or None
+        and our ends of their sockets (see :meth:`order` for ``cpu``)."""
         with self.lock:
             self._drain()
             new = [m for m in modules if m not in self.modules]
@@ -497,17 +491,28 @@ class Template:
                 self.stock.clear()
             short = count - len(self.stock) - self.requested
             if short > 0:
-                send_msg(self.sock, ("refill", short, cpu, others))
-                self.requested += short
+                self._order(short, cpu)
             deadline = time.monotonic() + REQUEST_TIMEOUT
             while len(self.stock) < count:
                 self._read(max(0.0, deadline - time.monotonic()))
             given, self.stock = self.stock[:count], self.stock[count:]
-            more = min(count, POOL_MAX - len(self.stock) - self.requested)
-            if more > 0:
-                send_msg(self.sock, ("refill", more, cpu, others))
-                self.requested += more
             return [(pid, fd) for pid, fd, _ in given]
+
+    def order(self, count: int, cpu: Optional[int]) -> None:
+        """Ask for ``count`` more idle children (the next run's), without waiting.
+        ``cpu`` is the core the runs use: the template forks on the others
+        (those this process may use), and its children wait on ``cpu``."""
+        with self.lock:
+            count = min(count, POOL_MAX - len(self.stock) - self.requested)
+            if count > 0:
+                self._order(count, cpu)
+
+    def _order(self, count: int, cpu: Optional[int]) -> None:
+        others = None
+        if cpu is not None and hasattr(os, "sched_getaffinity"):
+            others = os.sched_getaffinity(0) - {cpu} or None
+        send_msg(self.sock, ("refill", count, cpu, others))
+        self.requested += count
 
     def wait(self, pid: int, timeout: float) -> Optional[int]:
         """``pid``'s exit code, waiting up to ``timeout`` for it to exit (None if it did not)."""
@@ -620,6 +625,8 @@ class TemplateLauncher:
                 raise
             for proc, (pid, fd) in zip(batch, children):
                 proc._started(pid, fd)
+            # the next run's children: forked on another core while this run boots and runs
+            template.order(len(batch), batch[0].cpu)
 
     def cancel(self, proc: TemplateProcess) -> None:
         if proc in self._pending:

@@ -100,11 +100,14 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
             patch_mode.shutdown_task_managers()
         sys.stdout.flush()
         sys.stderr.flush()
+    leave = True
     try:
         wire.send_bytes(dumps(message))
-    except OSError:
+        # the controller answers whether other tasks of the run still run
+        leave = bool(wire.recv()[1])
+    except (OSError, EOFError):
         pass
-    if mask is not None and len(mask) > 1:
+    if leave and mask is not None and len(mask) > 1:
         # the run goes on without this task: let its exit (finalizers, the
         # kernel tearing down its memory) use another core than the run's
         try:
