@@ -165,28 +165,26 @@ def _template_main(sock: socket.socket) -> None:
                     placed = others
                 except OSError:
                     pass
-            ours: List[socket.socket] = []
-            pids = []
-            for _ in range(count):
+            gone = False
+            for _ in range(count):  # each one sent as soon as it exists
                 mine, theirs = socket.socketpair()
                 pid = os.fork()
                 if pid == 0:
                     sock.close()
                     mine.close()
-                    for other in ours:
-                        other.close()
                     _idle_main(theirs, (wake_r, wake_w), cpu)
                 theirs.close()
                 statuses.pop(pid, None)  # a recycled pid
-                ours.append(mine)
-                pids.append(pid)
-            try:
-                send_msg(sock, ("stock", generation, pids), [s.fileno() for s in ours])
-            except OSError:  # the controller is gone
-                break
-            finally:
-                for mine in ours:
+                try:
+                    send_msg(sock, ("stock", generation, [pid]), [mine.fileno()])
+                except OSError:  # the controller is gone
+                    gone = True
+                finally:
                     mine.close()
+                if gone:
+                    break
+            if gone:
+                break
         elif op == "import":
             _, path, modules = request
             sys.path[:] = path
@@ -267,11 +265,12 @@ def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int]
             os.close(fd)
         from . import patch_mode
         from .wire import Wire
-        from .worker import process_main, stack_dump
+        from .worker import process_main, stack_dump, warm_up
 
         fd = conn.detach()
         wire = Wire(fd)
         dump = stack_dump({})
+        warm_up()
         if cpu is not None:  # wait (and wake) on the core the runs use
             from . import worker
             from .affinity import pin
