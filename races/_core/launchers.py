@@ -19,40 +19,64 @@ from .worker import process_main
 
 
 class DirectProcess:
-    """A task process started by ``ctx.Process``."""
+    """A task process started by ``ctx.Process``: ``pending`` until its
+    launcher's :meth:`~DirectLauncher.flush` starts it."""
 
-    pending = False  # the process exists as soon as it is launched
-
-    def __init__(self, process: Any) -> None:
+    def __init__(self, launcher: "DirectLauncher", name: str, process: Any, child: Any) -> None:
+        self.launcher = launcher
+        self.name = name
         self.process = process
-        self.pid = process.pid
-        self.sentinel = process.sentinel
+        self.child = child  # the task's end of its pipe, ours until it started
+        self.pending = True
+        self.pid: Optional[int] = None
+        self.sentinel: Optional[int] = None
+
+    def _start(self) -> None:
+        self.pending = False
+        try:
+            self.process.start()
+        except Exception as exc:
+            raise TaskError(
+                f"task {self.name!r} cannot be started with the {self.launcher.method!r} start method: "
+                f"{type(exc).__name__}: {exc} (is the state returned by setup() picklable?)"
+            ) from exc
+        finally:
+            self.child.close()
+        self.pid = self.process.pid
+        self.sentinel = self.process.sentinel
 
     def ready(self) -> None:
-        pass
+        if self.pending:
+            self.launcher.flush()
 
     def cancel(self) -> None:
-        pass
+        self.launcher.cancel(self)
 
     def signal(self, signum: int) -> None:
-        os.kill(self.pid, signum)
+        if self.pid is not None:
+            os.kill(self.pid, signum)
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.pid is not None and self.process.is_alive()
 
     def wait_exit(self, timeout: float) -> bool:
+        if self.pid is None:
+            return True
         self.process.join(timeout)
         return self.process.exitcode is not None
 
     def exit_code(self, timeout: float) -> Optional[int]:
+        if self.pid is None:
+            return None
         self.process.join(timeout)
         return self.process.exitcode
 
     def kill(self) -> None:
-        self.process.kill()
+        if self.pid is not None:
+            self.process.kill()
 
     def release(self) -> None:
-        if self.process.exitcode is not None:
+        if self.pid is not None and self.process.exitcode is not None:
             self.process.close()
 
 
@@ -76,26 +100,35 @@ def check_picklable(name: str, target: Callable, method: str) -> None:
 
 
 class DirectLauncher:
+    """Start tasks with ``ctx.Process``.  :meth:`launch` only prepares a task;
+    the first wait for any task of the run starts every task launched so far
+    (:meth:`flush`), one right after the other: under fork, each fork
+    write-protects the controller's memory again, so less work between forks
+    means fewer copy-on-write faults in the controller."""
+
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.method = ctx.get_start_method()
+        self._pending: list = []
 
     def launch(self, name: str, target: Callable, state: Any, config: dict) -> Tuple[Any, DirectProcess]:
         parent, child = self.ctx.Pipe(duplex=True)
         process = self.ctx.Process(
             target=process_main, args=(child, name, target, state, config), name=f"races:{name}"
         )
-        try:
-            process.start()
-        except Exception as exc:
-            parent.close()
-            raise TaskError(
-                f"task {name!r} cannot be started with the {self.method!r} start method: "
-                f"{type(exc).__name__}: {exc} (is the state returned by setup() picklable?)"
-            ) from exc
-        finally:
-            child.close()
-        return parent, DirectProcess(process)
+        proc = DirectProcess(self, name, process, child)
+        self._pending.append(proc)
+        return parent, proc
+
+    def flush(self) -> None:
+        while self._pending:
+            self._pending.pop(0)._start()
+
+    def cancel(self, proc: DirectProcess) -> None:
+        if proc in self._pending:
+            self._pending.remove(proc)
+            proc.child.close()
+        proc.pending = False
 
 
 def choose_launcher(ctx: Any, state: Any) -> Any:

@@ -74,6 +74,11 @@ def warm_up() -> None:
         pickle.loads(ForkingPickler.dumps((os.getpid, None, {"seed": 0, "cpu": None, "patch": True})))
     random.seed("0:warm-up")
     dumps(("done", None))
+    global WARM
+    WARM = True
+
+
+WARM = False  # warm_up() ran in this process
 
 
 def process_main(conn: Any, name: str, target: Callable, state: Any, config: dict, dump: Any = None) -> None:
@@ -100,6 +105,8 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
         mask = pin(config["cpu"])  # booted in parallel; from here on one task runs at a time
         if AFFINITY is not None:
             mask = AFFINITY
+    if not WARM:  # its faults while the tasks boot side by side, not during the run
+        warm_up()
     random.seed(f"{config.get('seed', 0)}:{name}")
     # a task is a program of its own (the template it was forked from is a
     # daemon): its Process objects are not daemonic unless it is a daemon child
