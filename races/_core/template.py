@@ -265,12 +265,11 @@ def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int]
             os.close(fd)
         from . import patch_mode
         from .wire import Wire
-        from .worker import process_main, stack_dump, warm_up
+        from .worker import process_main, stack_dump
 
         fd = conn.detach()
         wire = Wire(fd)
         dump = stack_dump({})
-        warm_up()
         if cpu is not None:  # wait (and wake) on the core the runs use
             from . import worker
             from .affinity import pin

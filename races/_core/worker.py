@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import pickle
 import random
 import signal
 import sys
-from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Optional, Set
 
 from . import patches
 from .agent import Agent, Channel, bind_process
 from .errors import TaskAborted
 from .thread_transport import describe_exception, target_location
-from .wire import OK_NONE, Wire, dumps, loads
+from .wire import Wire, dumps
 
 
 class WireChannel(Channel):
@@ -51,36 +49,6 @@ def stack_dump(config: dict) -> Any:
     return dump
 
 
-class _Loopback(Channel):
-    """A channel that answers every step at once, after a trip through the wire format."""
-
-    def exchange(self, message: tuple) -> tuple:
-        loads(memoryview(dumps(message))[4:])
-        return loads(memoryview(OK_NONE)[4:])  # type: ignore[no-any-return]
-
-
-def warm_up() -> None:
-    """Run the harness's side of a task once, on nothing, in a process forked
-    ahead of need (a template's idle child): the copy-on-write faults of the
-    memory a step touches are then taken before the task starts, not during
-    its run.  Leaves no state behind: the agent is never bound, and the task
-    seeds the generator itself."""
-    from . import patch_mode
-
-    agent = Agent("warm-up", _Loopback())
-    agent.step("start", "start")
-    agent.step("point", "warm-up")
-    with patch_mode.suspended():
-        pickle.loads(ForkingPickler.dumps((os.getpid, None, {"seed": 0, "cpu": None, "patch": True})))
-    random.seed("0:warm-up")
-    dumps(("done", None))
-    global WARM
-    WARM = True
-
-
-WARM = False  # warm_up() ran in this process
-
-
 def process_main(conn: Any, name: str, target: Callable, state: Any, config: dict, dump: Any = None) -> None:
     """Entry point of a task process (direct launch and template fork alike).
     ``conn`` is a ``multiprocessing`` connection or a socket's descriptor;
@@ -105,8 +73,6 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
         mask = pin(config["cpu"])  # booted in parallel; from here on one task runs at a time
         if AFFINITY is not None:
             mask = AFFINITY
-    if not WARM:  # its faults while the tasks boot side by side, not during the run
-        warm_up()
     random.seed(f"{config.get('seed', 0)}:{name}")
     # a task is a program of its own (the template it was forked from is a
     # daemon): its Process objects are not daemonic unless it is a daemon child
