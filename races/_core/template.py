@@ -126,6 +126,11 @@ def _template_main(sock: socket.socket) -> None:
     patches.install_for_process()
     patch_mode.install_for_process()
     worker.PREPATCHED = True
+    # a task seeds the generator from a string, whose hash function Python
+    # 3.12+ imports on first use (3 ms in a fresh child): import it here
+    import random
+
+    random.seed("races template")
     # SIGCHLD wakes the loop (a handler of our own, so that the wakeup fd is
     # written), which reaps at once: a task's exit leaves no zombie behind
     wake_r, wake_w = os.pipe()
