@@ -16,8 +16,7 @@ spawned child starts with.
 **Idle children.**  Forking, the kernel's copy-on-write faults of a fresh
 child and its exit cost more CPU than the rest of a short run, so tasks are
 forked ahead of need (:func:`_idle_main`): an idle child prepares what does
-not depend on its task, pins itself to the runs' core and waits on its own
-socket for its payload.  The controller keeps a *stock* of them (their pids
+not depend on its task and waits on its own socket for its payload.  The controller keeps a *stock* of them (their pids
 and its ends of their sockets, see :class:`Template`): a run
 (:meth:`TemplateLauncher.flush`: every task launched so far) takes its
 children from the stock, sends each its pickled target, state and config,
@@ -177,7 +176,7 @@ def _template_main(sock: socket.socket) -> None:
                 if pid == 0:
                     sock.close()
                     mine.close()
-                    _idle_main(theirs, (wake_r, wake_w), cpu)
+                    _idle_main(theirs, (wake_r, wake_w), cpu, others)
                 theirs.close()
                 statuses.pop(pid, None)  # a recycled pid
                 try:
@@ -256,7 +255,7 @@ def _wait(pid: int, timeout: float, statuses: Dict[int, int]) -> Optional[int]:
         time.sleep(0.001)
 
 
-def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int]) -> None:
+def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int], others: Optional[set]) -> None:
     """An idle child: prepare what does not depend on the task, wait for the
     payload, then be the task.  EOF instead (the controller discarded it, or
     exited): leave quietly."""
@@ -275,11 +274,17 @@ def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int]
         fd = conn.detach()
         wire = Wire(fd)
         dump = stack_dump({})
-        if cpu is not None:  # wait (and wake) on the core the runs use
+        if cpu is not None and others:
+            # the template keeps off the runs' core; its child may use every
+            # core again (the tasks of a run boot side by side), and pins itself
+            # to the runs' core once it has its task (process_main)
             from . import worker
-            from .affinity import pin
 
-            worker.AFFINITY = pin(cpu)
+            worker.AFFINITY = others | {cpu}
+            try:
+                os.sched_setaffinity(0, worker.AFFINITY)
+            except OSError:
+                worker.AFFINITY = None
         try:
             _, name, path, payload = wire.recv()
         except (EOFError, OSError):
