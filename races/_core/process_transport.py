@@ -74,18 +74,20 @@ class ProcessTask(TaskHandle):
             pass  # it died; wait_event sees the crash
 
     def wait_event(self, timeout: float) -> tuple:
-        if self.conn is None:  # never started (its launch failed)
-            return ("crash", None)
-        try:
-            wire = self._wire()
-        except OSError:  # its process could not be made
-            return ("crash", None)
-        if not wire.buffered():
-            ready = [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
+        wire = self.wire
+        if wire is None:
+            if self.conn is None:  # never started (its launch failed)
+                return ("crash", None)
+            try:
+                wire = self._wire()
+            except OSError:  # its process could not be made
+                return ("crash", None)
+        if not wire._buf or not wire.buffered():  # (a message read ahead needs no wait)
+            ready = self._poller.poll(int(timeout * 1000) if timeout > 0 else 0)
             if not ready:
                 return ("timeout", None)
-            if wire.fd not in ready and not _readable(wire.fd):  # it ended without a word
-                return ("crash", self.proc.exit_code(5.0))
+            if len(ready) == 1 and ready[0][0] != wire.fd and not _readable(wire.fd):
+                return ("crash", self.proc.exit_code(5.0))  # it ended without a word
         try:
             message = wire.recv()
         except (EOFError, OSError):
