@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import uuid
 
 import pytest
@@ -91,4 +92,26 @@ def test_idle_children_are_services(method):
                     pass
     assert idle, "no idle child was forked ahead of the next run"
     assert set(idle) <= services
+    assert task_processes() == []
+
+
+def stuck_here_first(state):
+    races.point("before")
+    threading.Event().wait()
+
+
+def stuck_here_second(state):
+    races.point("before")
+    threading.Event().wait()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_timeout_shows_its_own_stack(method):
+    # the template's children share one dump file: each report holds its task's stack only
+    first = races.run(st.none_setup, {"a": stuck_here_first}, backend="process", start_method=method, timeout=0.5)
+    second = races.run(st.none_setup, {"b": stuck_here_second}, backend="process", start_method=method, timeout=0.5)
+    assert first.failure.kind == second.failure.kind == "timeout"
+    assert "stuck_here_first" in first.failure.traceback
+    assert "stuck_here_second" in second.failure.traceback
+    assert "stuck_here_first" not in second.failure.traceback
     assert task_processes() == []

@@ -115,6 +115,10 @@ class ProcessTask(TaskHandle):
             return f"(task {self.name!r} is not running)"
         if self.dump_path is None:
             return f"(task {self.name!r} has no stack dump)"
+        try:  # the dump file may be shared (a template's children share one): read what comes now
+            start = os.stat(self.dump_path).st_size
+        except OSError:
+            start = 0
         try:
             self.proc.signal(signal.SIGUSR1)
         except OSError:
@@ -124,8 +128,9 @@ class ProcessTask(TaskHandle):
         while time.monotonic() < deadline:  # bounded: faulthandler writes from a signal handler
             real_sleep(0.01)
             try:
-                with open(self.dump_path) as fh:
-                    latest = fh.read()
+                with open(self.dump_path, "rb") as fh:
+                    fh.seek(start)
+                    latest = fh.read().decode("utf-8", "replace")
             except OSError:
                 break
             if latest and latest == text:

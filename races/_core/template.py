@@ -39,6 +39,7 @@ from __future__ import annotations
 import array
 import atexit
 import importlib
+import io
 import os
 import pickle
 import select
@@ -130,30 +131,23 @@ def _template_main(sock: socket.socket) -> None:
     import random
 
     random.seed("races template")
-    # SIGCHLD wakes the loop (a handler of our own, so that the wakeup fd is
-    # written), which reaps at once: a task's exit leaves no zombie behind
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
+    # a timed-out task's stacks: faulthandler writes them into a memfd that
+    # every child inherits (registered once, here); the controller reads
+    # what the task wrote, through /proc
+    dump = worker.stack_dump({})
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
     statuses: Dict[int, int] = {}
+    unreaped = 0
     generation = 0  # counts the "import" requests: idle children of an older one are stale
     placed: Optional[set] = None  # the CPUs this process keeps to
 
     while True:
-        ready = [fd for fd, _ in poller.poll()]
-        if wake_r in ready:
-            try:
-                while os.read(wake_r, 512):
-                    pass
-            except BlockingIOError:
-                pass
-            _reap(statuses)
-        if sock.fileno() not in ready:
+        # exited children are reaped at every message, and every second
+        # while some are left (a child of the template needs no signal handler)
+        ready = poller.poll(1000 if unreaped else None)
+        unreaped -= _reap(statuses)
+        if not ready:
             continue
         try:
             request, _ = recv_msg(sock)
@@ -176,8 +170,9 @@ def _template_main(sock: socket.socket) -> None:
                 if pid == 0:
                     sock.close()
                     mine.close()
-                    _idle_main(theirs, (wake_r, wake_w), cpu, others)
+                    _idle_main(theirs, dump, cpu, others)
                 theirs.close()
+                unreaped += 1
                 statuses.pop(pid, None)  # a recycled pid
                 try:
                     send_msg(sock, ("stock", generation, [pid]), [mine.fileno()])
@@ -200,8 +195,6 @@ def _template_main(sock: socket.socket) -> None:
                 send_msg(sock, ("reply", reply))
             except OSError:  # the controller is gone
                 break
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     while True:  # reap whatever is left
         try:
             os.waitpid(-1, 0)
@@ -226,14 +219,17 @@ def _import(modules: List[str]) -> bool:
     return new
 
 
-def _reap(statuses: Dict[int, int]) -> None:
+def _reap(statuses: Dict[int, int]) -> int:
+    """Reap the children that exited; how many."""
+    reaped = 0
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        reaped += 1
         statuses[pid] = os.waitstatus_to_exitcode(status)
         if len(statuses) > 4096:  # codes nobody asked for (a task asked about is asked at once)
             del statuses[next(iter(statuses))]
@@ -255,25 +251,33 @@ def _wait(pid: int, timeout: float, statuses: Dict[int, int]) -> Optional[int]:
         time.sleep(0.001)
 
 
-def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int], others: Optional[set]) -> None:
+class _Unpickler(pickle.Unpickler):
+    """Unpickles a payload as a spawned child would: a module imported on the
+    way sees the real ``multiprocessing`` and ``threading`` factories (patch
+    mode suspended), as patch mode is installed only after unpickling there."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in sys.modules:
+            return super().find_class(module, name)
+        from . import patch_mode
+
+        with patch_mode.suspended():
+            return super().find_class(module, name)
+
+
+def _idle_main(conn: socket.socket, dump: Any, cpu: Optional[int], others: Optional[set]) -> None:
     """An idle child: prepare what does not depend on the task, wait for the
     payload, then be the task.  EOF instead (the controller discarded it, or
     exited): leave quietly."""
     code = 0
     try:
-        # a spawned or forkserver child starts with the default handlers
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # a spawned or forkserver child starts with Python's handler for ^C
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for fd in closing:
-            os.close(fd)
-        from . import patch_mode
         from .wire import Wire
-        from .worker import process_main, stack_dump
+        from .worker import process_main
 
         fd = conn.detach()
         wire = Wire(fd)
-        dump = stack_dump({})
         if cpu is not None and others:
             # the template keeps off the runs' core; its child may use every
             # core again (the tasks of a run boot side by side), and pins itself
@@ -291,8 +295,7 @@ def _idle_main(conn: socket.socket, closing: Tuple[int, ...], cpu: Optional[int]
             os._exit(0)
         sys.path[:] = path
         try:
-            with patch_mode.suspended():  # modules imported now see the real factories
-                target, state, config = pickle.loads(payload)
+            target, state, config = _Unpickler(io.BytesIO(payload)).load()
         except BaseException as exc:  # noqa: BLE001 - report why the task cannot start
             from .thread_transport import describe_exception
 
