@@ -47,14 +47,34 @@ def _nothing(state):
     pass
 
 
+def _fork_exit() -> None:
+    """The kernel's part alone: fork this process, the child exits at once, reap it."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def breakdown(runs: int) -> None:
+    """Where a process run's time goes.  Under fork every task is a fork of
+    this (the controller's) process, started when the run starts; under
+    forkserver and spawn it is a child of the warm template, forked while the
+    previous run went on (see races/_core/template.py), so a run pays for its
+    boot (unpickling the payload, binding the agent) and its exit, not its fork.
+    The last row is the kernel's floor under fork: forking this process and
+    reaping the child, with nothing run in between."""
     print("\nwhere the time goes (median ms)")
-    print(f"{'':<22}{'fork':>10}{'forkserver':>12}{'spawn':>10}")
-    rows = {"start 10 task procs": [], "Manager start+stop": [], "handoff (per step)": []}
+    print(f"{'':<26}{'fork':>10}{'forkserver':>12}{'spawn':>10}")
+    rows: dict = {"run of 1 no-op task": [], "each further task": [], "handoff (per step)": [],
+                  "Manager start+stop": []}
     for method in ("fork", "forkserver", "spawn"):
         ctx = multiprocessing.get_context(method)
-        rows["start 10 task procs"].append(median_ms(
-            lambda: races.run(_setup, [_nothing] * 10, backend="process", start_method=method), runs))
+        one = median_ms(lambda: races.run(_setup, [_nothing], backend="process", start_method=method), runs)
+        ten = median_ms(lambda: races.run(_setup, [_nothing] * 10, backend="process", start_method=method), runs)
+        many = median_ms(lambda: races.run(_setup, [_points], backend="process", start_method=method), runs)
+        rows["run of 1 no-op task"].append(one)
+        rows["each further task"].append((ten - one) / 9)
+        rows["handoff (per step)"].append((many - one) / 200)
 
         def manager():
             m = ctx.Manager()
@@ -62,11 +82,9 @@ def breakdown(runs: int) -> None:
             m.shutdown()
 
         rows["Manager start+stop"].append(median_ms(manager, max(5, runs // 5)))
-        one = median_ms(lambda: races.run(_setup, [_nothing], backend="process", start_method=method), runs)
-        many = median_ms(lambda: races.run(_setup, [_points], backend="process", start_method=method), runs)
-        rows["handoff (per step)"].append((many - one) / 200)
     for name, values in rows.items():
-        print(f"{name:<22}" + "".join(f"{v:>10.3f}  " for v in values))
+        print(f"{name:<26}" + "".join(f"{v:>10.3f}  " for v in values))
+    print(f"{'fork + exit, kernel only':<26}{median_ms(_fork_exit, runs):>10.3f}")
     one = median_ms(lambda: races.run(_setup, [_nothing]), runs)
     many = median_ms(lambda: races.run(_setup, [_points]), runs)
     print(f"thread backend: one task {one:.3f} ms, handoff {(many - one) / 200 * 1000:.1f} µs per step")

@@ -16,11 +16,12 @@ import select
 import signal
 import tempfile
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from .controller import TaskHandle
 from .patches import real_sleep
 from .thread_transport import target_location
+from .wire import OK_NONE, Wire, dumps
 
 
 class ProcessTask(TaskHandle):
@@ -29,57 +30,109 @@ class ProcessTask(TaskHandle):
         self.target = target
         self.state = state
         self.launcher = launcher
-        fd, self.dump_path = tempfile.mkstemp(prefix=f"races-{os.getpid()}-", suffix=".stack")
-        os.close(fd)
+        self.dump_path: Optional[str] = None
+        if not hasattr(os, "memfd_create"):  # elsewhere the child dumps into a memfd
+            fd, self.dump_path = tempfile.mkstemp(prefix=f"races-{os.getpid()}-", suffix=".stack")
+            os.close(fd)
         self.config = dict(config, dump_path=self.dump_path)
         self.conn: Any = None
+        self.wire: Optional[Wire] = None
         self.proc: Any = None
+        self._poller: Any = None
         self._stopped = False
+        # the run's tasks not ended yet (shared through the run's launcher): a
+        # task that ends while others run exits on another core (see worker)
+        try:
+            self._live: List[int] = launcher.__dict__.setdefault("_races_live", [0])
+        except AttributeError:
+            self._live = [1]
+        self._counted = False
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)
-        # one poll object per task: a single syscall per wait, where
-        # multiprocessing.connection.wait builds a selector every call
-        self._poller = select.poll()
-        self._poller.register(self.conn.fileno(), select.POLLIN)
-        if self.proc.sentinel is not None:
-            self._poller.register(self.proc.sentinel, select.POLLIN)
+        self._live[0] += 1
+        self._counted = True
+
+    def _wire(self) -> Wire:
+        """The task's wire; its process exists from here on (a template
+        launcher starts a run's tasks together, when the first one is needed)."""
+        if self.wire is None:
+            self.proc.ready()
+            self.wire = Wire(self.conn.fileno())
+            # one poll object per task: a single syscall per wait, where
+            # multiprocessing.connection.wait builds a selector every call
+            self._poller = select.poll()
+            self._poller.register(self.wire.fd, select.POLLIN)
+            if self.proc.sentinel is not None:
+                self._poller.register(self.proc.sentinel, select.POLLIN)
+        return self.wire
 
     def grant(self, reply: tuple) -> None:
         try:
-            self.conn.send(reply)
+            self._wire().send_bytes(OK_NONE if reply == ("ok", None) else dumps(reply))
         except OSError:
             pass  # it died; wait_event sees the crash
 
     def wait_event(self, timeout: float) -> tuple:
-        if self.conn is None:  # never started (its launch failed)
-            return ("crash", None)
-        ready = [fd for fd, _ in self._poller.poll(max(0, int(timeout * 1000)))]
-        if not ready:
-            return ("timeout", None)
-        if self.conn.fileno() in ready or self.conn.poll():
+        wire = self.wire
+        if wire is None:
+            if self.conn is None:  # never started (its launch failed)
+                return ("crash", None)
             try:
-                message = self.conn.recv()
-            except (EOFError, OSError):
-                return ("crash", self.proc.exit_code(5.0))
-            if message[0] == "step" and message[1].kind == "start":
-                message = ("step", message[1]._replace(location=target_location(self.target)))
-            return message
-        return ("crash", self.proc.exit_code(5.0))
+                wire = self._wire()
+            except OSError:  # its process could not be made
+                return ("crash", None)
+        if not wire._buf or not wire.buffered():  # (a message read ahead needs no wait)
+            ready = self._poller.poll(int(timeout * 1000) if timeout > 0 else 0)
+            if not ready:
+                return ("timeout", None)
+            if len(ready) == 1 and ready[0][0] != wire.fd and not _readable(wire.fd):
+                return ("crash", self.proc.exit_code(5.0))  # it ended without a word
+        try:
+            message = wire.recv()
+        except (EOFError, OSError):
+            return ("crash", self.proc.exit_code(5.0))
+        if message[0] != "step":  # its last message: tell it where to exit
+            self._ended()
+            try:
+                wire.send_bytes(dumps(("exit", self._live[0] > 0)))
+            except OSError:
+                pass
+        elif message[1].kind == "start":
+            step = message[1]
+            if step.args:  # the descriptor of the task's stack dump (a memfd)
+                self.dump_path = f"/proc/{self.proc.pid}/fd/{step.args[0]}"
+            message = ("step", step._replace(location=target_location(self.target), args=()))
+        return message
+
+    def _ended(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._live[0] -= 1
 
     def dump_stack(self) -> str:
         if self.proc is None or not self.proc.alive():
             return f"(task {self.name!r} is not running)"
+        if self.dump_path is None:
+            return f"(task {self.name!r} has no stack dump)"
+        try:  # the dump file may be shared (a template's children share one): read what comes now
+            start = os.stat(self.dump_path).st_size
+        except OSError:
+            start = 0
         try:
-            os.kill(self.proc.pid, signal.SIGUSR1)
+            self.proc.signal(signal.SIGUSR1)
         except OSError:
             return f"(could not signal task {self.name!r})"
         text = ""
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:  # bounded: faulthandler writes from a signal handler
             real_sleep(0.01)
-            with open(self.dump_path) as fh:
-                latest = fh.read()
+            try:
+                with open(self.dump_path, "rb") as fh:
+                    fh.seek(start)
+                    latest = fh.read().decode("utf-8", "replace")
+            except OSError:
+                break
             if latest and latest == text:
                 break
             text = latest
@@ -92,6 +145,9 @@ class ProcessTask(TaskHandle):
         try:
             if self.proc is None:
                 return None
+            if self.proc.pending:  # launched, but its process was never made
+                self.proc.cancel()
+                return None
             if waiting and self.proc.alive():
                 self.grant(("abort",))
                 deadline = time.monotonic() + grace
@@ -100,6 +156,8 @@ class ProcessTask(TaskHandle):
                     if event[0] != "step":
                         break
                     self.grant(("abort",))
+            self._ended()
+            self.conn.close()  # EOF for a task still waiting to be told where to exit
             if not self.proc.wait_exit(grace):
                 self.proc.kill()
                 if not self.proc.wait_exit(grace):
@@ -109,7 +167,14 @@ class ProcessTask(TaskHandle):
             if self.conn is not None:
                 self.conn.close()
             self.proc and self.proc.release()
-            try:
-                os.unlink(self.dump_path)
-            except OSError:
-                pass
+            if self.dump_path is not None and not self.dump_path.startswith("/proc/"):
+                try:
+                    os.unlink(self.dump_path)
+                except OSError:
+                    pass
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
