@@ -13,6 +13,14 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: a long acceptance loop (the catalogue 100 times on processes, the proofs); "
+        "tox runs these on the newest Python only",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _leak_check_every_test(races_leak_check: Any) -> Iterator[None]:
     yield

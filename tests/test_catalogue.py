@@ -1,6 +1,7 @@
 """The whole catalogue: every scenario's bug reproduces under its schedule
-every time (100/100 in each backend: threads, and processes with forkserver;
-the first two scenarios get 100 per start method in test_scenarios_forced.py),
+every time (100/100 in each backend: threads, and processes with forkserver
+in the slow test; the first two scenarios get 100 per start method in
+test_scenarios_forced.py),
 and every fix holds: its natural run passes, and under the forcing schedule
 it passes or reports the interleaving impossible (``schedule``)."""
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import races
 import scenarios
 
-RUNS = {"thread": 100, "process": 100}
+RUNS = {"thread": 100, "process": 20}  # processes: 100 in the slow test below
 PROCESS_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
@@ -57,6 +58,19 @@ def test_bug_reproduces_every_time(name, backend):
     kinds = [r.failure.kind if r.failure else None for r in results]
     assert kinds == [scenario.expect] * runs, next(r.report() for r in results if not r.failure or
                                                    r.failure.kind != scenario.expect)
+
+
+PROCESS_CASES = [pytest.param(name, id=name) for name in scenarios.NAMES
+                 if "process" in scenarios.load(name).backends]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PROCESS_CASES)
+def test_bug_reproduces_100_times_on_processes(name):
+    scenario = scenarios.load(name)
+    kinds = [(r.failure.kind if r.failure else None) for r in
+             (scenario.run("buggy", **_mode("process")) for _ in range(100))]
+    assert kinds == [scenario.expect] * 100
 
 
 @pytest.mark.parametrize("name, backend", CASES)

@@ -7,6 +7,8 @@ import pytest
 
 import scenarios
 
+pytestmark = pytest.mark.slow
+
 FIXES = [
     pytest.param(name, fix, id=f"{name}-{fix}")
     for name in scenarios.NAMES
