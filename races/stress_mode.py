@@ -554,6 +554,24 @@ def _process_main(
     conn.close()
 
 
+def _kill_descendants(pid: int | None) -> None:
+    """Kill every process below ``pid``: a killed task's own children would
+    otherwise be left running, orphaned."""
+    import psutil
+
+    if pid is None:
+        return
+    try:
+        below = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in below:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
 def _read_stack(path: str, limit: float) -> str:
     text = ""
     deadline = _monotonic() + limit
@@ -677,6 +695,7 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
     finally:
         for proc in procs:
             if proc.is_alive():
+                _kill_descendants(proc.pid)  # what the task started (a forkserver, children) goes too
                 proc.kill()
             proc.join(5.0)
             if proc.exitcode is not None:

@@ -133,6 +133,16 @@ def block_forever_plain():
     threading.Event().wait()
 
 
+def start_a_child_then_hang(path):
+    import multiprocessing
+
+    child = multiprocessing.get_context("forkserver").Process(target=block_forever_plain)
+    child.start()
+    with open(path, "w") as f:
+        f.write(str(child.pid))
+    threading.Event().wait()
+
+
 def few_buyers(task, n=3):
     return {f"buyer{i}": functools.partial(task, i) for i in range(n)}
 
@@ -300,6 +310,20 @@ def test_timeout_in_a_process_dumps_its_stack_and_kills_it(no_leaks):
     assert "were killed" in failure.message
     assert "block_forever" in failure.output
     assert "stuck" in result.report()
+
+
+def test_timeout_kills_what_a_task_process_started_too(no_leaks, tmp_path):
+    import psutil
+
+    path = str(tmp_path / "child.pid")
+    result = races.stress(lambda: path, [start_a_child_then_hang], runs=1, backend="process", timeout=3.0)
+    assert result.outcomes == {"timeout": 1}, result.report()
+    pid = int(open(path).read())
+    try:
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    assert not alive, f"the task's child {pid} outlived the run"
 
 
 def test_timeout_in_a_thread_says_it_cannot_be_killed():
