@@ -570,6 +570,22 @@ def _kill_descendants(pid: int | None) -> None:
             child.kill()
         except psutil.Error:
             pass
+    alive = below
+    deadline = _monotonic() + 2.0
+    while alive and _monotonic() < deadline:  # bounded: SIGKILL lands asynchronously
+        alive = [p for p in alive if _still_running(p)]
+        if alive:
+            _real_sleep(0.005)
+
+
+def _still_running(proc: Any) -> bool:
+    """True until ``proc`` is gone or a zombie (dead, waiting for its reaper)."""
+    import psutil
+
+    try:
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def _read_stack(path: str, limit: float) -> str:
