@@ -123,11 +123,21 @@ def _fork_all(procs: List[DirectProcess]) -> None:
     util._flush_std_streams()  # type: ignore[attr-defined]
     pipes = [os.pipe() + os.pipe() for _ in procs]  # parent_r, child_w, child_r, parent_w
     pids: List[int] = []
-    for k, proc in enumerate(procs):
-        pid = os.fork()
-        if pid == 0:
-            _fork_child(procs, pipes, k)
-        pids.append(pid)
+    try:
+        for k in range(len(procs)):
+            pid = os.fork()
+            if pid == 0:
+                _fork_child(procs, pipes, k)
+            pids.append(pid)
+    except OSError as exc:  # (no more processes): the ones forked are tracked below, then it raises
+        failed: Optional[BaseException] = exc
+    else:
+        failed = None
+    for proc, fds in zip(procs[len(pids):], pipes[len(pids):]):
+        for fd in fds:
+            os.close(fd)
+        proc.child.close()
+        proc.pending = False
     for proc, (parent_r, child_w, child_r, parent_w), pid in zip(procs, pipes, pids):
         os.close(child_w)
         os.close(child_r)
@@ -145,6 +155,9 @@ def _fork_all(procs: List[DirectProcess]) -> None:
         proc.pending = False
         proc.pid = pid
         proc.sentinel = parent_r
+    if failed is not None:
+        name = procs[len(pids)].name
+        raise TaskError(f"task {name!r} cannot be started with the 'fork' start method: {failed}") from failed
 
 
 def _fork_child(procs: List[DirectProcess], pipes: List[tuple], k: int) -> None:
