@@ -167,8 +167,13 @@ def _template_main(sock: socket.socket) -> None:
             # process again: less written between forks, fewer faults here)
             pairs = [socket.socketpair() for _ in range(count)]
             pids = []
+            failed = None
             for k, (mine, theirs) in enumerate(pairs):
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError as exc:  # (no more processes): the controller raises it
+                    failed = f"the races template process could not fork a task process: {exc}"
+                    break
                 if pid == 0:
                     sock.close()
                     for j, (other_mine, other_theirs) in enumerate(pairs):
@@ -181,7 +186,9 @@ def _template_main(sock: socket.socket) -> None:
             for pid in pids:
                 statuses.pop(pid, None)  # a recycled pid
             try:
-                send_msg(sock, ("stock", generation, pids), [mine.fileno() for mine, _ in pairs])
+                send_msg(sock, ("stock", generation, pids), [mine.fileno() for mine, _ in pairs[:len(pids)]])
+                if failed:
+                    send_msg(sock, ("failed", failed))
             except OSError:  # the controller is gone
                 break
             finally:
@@ -466,6 +473,9 @@ class Template:
                 else:  # forked before modules we asked for since: it leaves on EOF
                     os.close(fd)
             return None
+        if message[0] == "failed":
+            self.requested = 0
+            raise RuntimeError(message[1])
         return message
 
     def _read(self, timeout: Optional[float]) -> Any:
