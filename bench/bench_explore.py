@@ -2,7 +2,9 @@
 
 * schedules per second for an exhaustive dfs of 2 tasks x 5 sync points
   (targets: >= 5,000/s threads, >= 300/s processes on 2 cores), beside plain
-  stress runs of the same code (real threads/processes, no control);
+  stress runs of the same code (real threads/processes, no control), and the
+  floor of a process schedule without any harness (two forks, their
+  messages, their exits);
 * the schedules each strategy (dfs, pct, random) needs to reach the first
   bug of every catalogue scenario, without its forcing schedule.
 
@@ -46,6 +48,43 @@ def stress_rate(backend, method, runs):
     return runs / (time.perf_counter() - start)
 
 
+def process_floor(runs):
+    """Schedules/s with no harness at all: per schedule, fork two children of
+    this process (the task side's modules imported), exchange the 13 messages a
+    5-point task exchanges with the controller, reap both.  A process-backend
+    schedule cannot cost less than these two fresh processes: this is the
+    floor the process rows are measured against."""
+    import socket
+
+    from races._core import patch_mode, worker  # noqa: F401 - what a task process holds
+
+    def one():
+        children = []
+        for _ in range(2):
+            ours, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:
+                ours.close()
+                for _ in range(13):
+                    theirs.send(b"s")
+                    theirs.recv(1)
+                os._exit(0)
+            theirs.close()
+            children.append((pid, ours))
+        for pid, ours in children:
+            for _ in range(13):
+                ours.recv(1)
+                ours.send(b"g")
+            os.waitpid(pid, 0)
+            ours.close()
+
+    one()
+    start = time.perf_counter()
+    for _ in range(runs):
+        one()
+    return runs / (time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -58,6 +97,9 @@ def main():
         stress = stress_rate(backend, method, 10 if args.quick else 50)
         label = backend if method is None else f"{backend}/{method}"
         print(f"{label:<22}{n:>10}{exhaustive!s:>12}{rate:>13.0f}{stress:>15.0f}")
+    if hasattr(os, "fork"):
+        floor = process_floor(30 if args.quick else 300)
+        print(f"{'floor: 2 bare forks':<22}{'':>10}{'':>12}{floor:>13.0f}   (no harness: fork, 13 messages, reap)")
     print("\nschedules to the first bug, without the forcing schedule (thread backend)")
     strategies = ("dfs", "pct", "random")
     print(f"{'scenario':<26}" + "".join(f"{s:>10}" for s in strategies))

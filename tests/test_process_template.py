@@ -115,3 +115,21 @@ def test_each_timeout_shows_its_own_stack(method):
     assert "stuck_here_second" in second.failure.traceback
     assert "stuck_here_first" not in second.failure.traceback
     assert task_processes() == []
+
+
+def test_a_failed_fork_is_a_task_error_and_leaves_no_process(monkeypatch):
+    # under fork the launcher forks a run's tasks one right after the other
+    real_fork = os.fork
+    calls = []
+
+    def fork():
+        calls.append(1)
+        if len(calls) == 2:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    with pytest.raises(races.TaskError, match=r"task 't1' cannot be started with the 'fork' start method"):
+        races.run(st.none_setup, [st.raises_value_error] * 3, backend="process", start_method="fork")
+    monkeypatch.undo()
+    assert task_processes() == []

@@ -88,6 +88,23 @@ def _fork_popen() -> Any:
 
 
 _FORK_POPEN = _fork_popen() if hasattr(os, "fork") else None
+# popen_fork's child branch as _fork_child repeats it: known up to 3.13
+_LEAN_FORK = _FORK_POPEN is not None and sys.version_info < (3, 14)
+
+
+def _lean_fork_fits(procs: List[DirectProcess]) -> bool:
+    """Whether :func:`_fork_all` may start these: ``ForkProcess`` objects that
+    ``Process.start`` would start (anything else goes through it, and raises
+    what it raises)."""
+    from multiprocessing import process as mp_process
+
+    if not _LEAN_FORK or mp_process.current_process()._config.get("daemon"):  # type: ignore[attr-defined]
+        return False
+    return all(
+        type(p.process)._Popen is _FORK_POPEN and p.process._popen is None and not p.process._closed
+        and p.process._parent_pid == os.getpid()
+        for p in procs
+    )
 
 
 def _fork_all(procs: List[DirectProcess]) -> None:
@@ -102,20 +119,25 @@ def _fork_all(procs: List[DirectProcess]) -> None:
     from multiprocessing import popen_fork, util
     from multiprocessing import process as mp_process
 
-    for proc in procs:
-        process = proc.process
-        process._check_closed()
-        assert process._popen is None, "cannot start a process twice"
-        assert process._parent_pid == os.getpid(), "can only start a process object created by current process"
     mp_process._cleanup()  # type: ignore[attr-defined]
     util._flush_std_streams()  # type: ignore[attr-defined]
     pipes = [os.pipe() + os.pipe() for _ in procs]  # parent_r, child_w, child_r, parent_w
     pids: List[int] = []
-    for k, proc in enumerate(procs):
-        pid = os.fork()
-        if pid == 0:
-            _fork_child(procs, pipes, k)
-        pids.append(pid)
+    try:
+        for k in range(len(procs)):
+            pid = os.fork()
+            if pid == 0:
+                _fork_child(procs, pipes, k)
+            pids.append(pid)
+    except OSError as exc:  # (no more processes): the ones forked are tracked below, then it raises
+        failed: Optional[BaseException] = exc
+    else:
+        failed = None
+    for proc, fds in zip(procs[len(pids):], pipes[len(pids):]):
+        for fd in fds:
+            os.close(fd)
+        proc.child.close()
+        proc.pending = False
     for proc, (parent_r, child_w, child_r, parent_w), pid in zip(procs, pipes, pids):
         os.close(child_w)
         os.close(child_r)
@@ -133,6 +155,9 @@ def _fork_all(procs: List[DirectProcess]) -> None:
         proc.pending = False
         proc.pid = pid
         proc.sentinel = parent_r
+    if failed is not None:
+        name = procs[len(pids)].name
+        raise TaskError(f"task {name!r} cannot be started with the 'fork' start method: {failed}") from failed
 
 
 def _fork_child(procs: List[DirectProcess], pipes: List[tuple], k: int) -> None:
@@ -209,7 +234,7 @@ class DirectLauncher:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
-        if self.method == "fork" and all(type(p.process)._Popen is _FORK_POPEN for p in pending):
+        if self.method == "fork" and _lean_fork_fits(pending):
             _fork_all(pending)
         else:
             for i, proc in enumerate(pending):

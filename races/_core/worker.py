@@ -28,7 +28,7 @@ class WireChannel(Channel):
 # True in a process forked from a template, which installed the patches
 # (``patches`` and patch mode) once for all the tasks it forks
 PREPATCHED = False
-# the affinity a template's idle child had before it waited on the runs' core
+# in a template's child: the CPUs it may use (the controller's), not the template's
 AFFINITY: Optional[Set[int]] = None
 
 
