@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import statistics
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,6 +37,36 @@ def median_ms(fn, runs: int) -> float:
 
 def _setup():
     return None
+
+
+def _skip_sleep(seconds):
+    pass
+
+
+def plain_run(sc, backend: str, method: str) -> None:
+    """The same work without races: ``setup()``, then each buggy task in a
+    fresh thread (or a ``method`` process), one after the other, ``time.sleep``
+    skipped, then the invariant.  What plain Python pays for the scenario's
+    own work (threads, processes, files, Manager connections), to read the
+    forced column against."""
+    state = sc.setup()
+    real_sleep, time.sleep = time.sleep, _skip_sleep
+    try:
+        for task in sc.tasks_for("buggy").values():
+            if backend == "thread":
+                worker = threading.Thread(target=task, args=(state,))
+            else:
+                worker = multiprocessing.get_context(method).Process(target=task, args=(state,))
+            worker.start()
+            worker.join()
+        try:
+            sc.invariant(state)
+        except AssertionError:
+            pass
+    finally:
+        time.sleep = real_sleep
+        if sc.teardown:
+            sc.teardown(state)
 
 
 def _points(state, n=200):
@@ -98,7 +129,9 @@ def main() -> None:
     runs = 5 if args.quick else args.runs
     print(f"forced-run latency, median of {runs} runs (ms); natural = buggy code without control, "
           f"failures / {runs} runs")
-    print(f"{'scenario':<22}{'backend':<20}{'forced ms':>10}{'bug n/n':>9}{'natural':>10}")
+    print("plain = the same work without races: fresh threads/processes one after the other, "
+          "sleeps skipped (spawn/forkserver: median of a tenth of the runs)")
+    print(f"{'scenario':<22}{'backend':<20}{'forced ms':>10}{'plain ms':>10}{'bug n/n':>9}{'natural':>10}")
     for name in ("ticket_oversell", "manager_lost_update"):
         sc = scenarios.load(name)
         for backend, method in MODES:
@@ -108,9 +141,11 @@ def main() -> None:
                 failures.append(sc.run("buggy", backend=backend, start_method=method).failed)
 
             ms = median_ms(forced, runs)
+            slow = backend == "process" and method != "fork"  # each child imports this script: ~150 ms
+            plain = median_ms(lambda: plain_run(sc, backend, method), max(3, runs // 10) if slow else runs)
             natural = sum(run_free(sc, "buggy", backend, method) for _ in range(runs))
             label = backend if backend == "thread" else f"process/{method}"
-            print(f"{name:<22}{label:<20}{ms:>10.2f}{f'{sum(failures)}/{len(failures)}':>9}"
+            print(f"{name:<22}{label:<20}{ms:>10.2f}{plain:>10.2f}{f'{sum(failures)}/{len(failures)}':>9}"
                   f"{f'{natural}/{runs}':>10}")
     breakdown(runs)
     template.shutdown()

@@ -36,11 +36,15 @@ import tempfile
 import races
 from races.scenario import Scenario
 
+# the files live on a RAM disk when there is one: the run then times the
+# harness and the race, not the disk
+SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
 BUYERS = 3
 
 
 def setup():
-    folder = tempfile.mkdtemp(prefix="races-torn-")
+    folder = tempfile.mkdtemp(prefix="races-torn-", dir=SCRATCH)
     with open(os.path.join(folder, "ticket.json"), "w", encoding="utf-8") as f:
         json.dump({"count": 1}, f)
     return {"folder": folder, "lock": races.Lock("ticket_lock")}

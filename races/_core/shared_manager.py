@@ -7,6 +7,10 @@ wants fresh *state* per run, not a fresh server: ``setup()`` can call
 the life of the process (stopped at exit or by :func:`shutdown`), like the
 forkserver.  Code that is about the Manager's own lifetime (a Manager shut
 down under its users) should start its own with ``races.mp_context().Manager()``.
+
+The server runs on the CPU this process's runs use (:mod:`.affinity`): only
+one task runs at a time, and its proxy calls then wake the server on the same
+core.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import os
 import threading
 from typing import Any, Dict, List, Tuple
 
-from . import patches
+from . import affinity, patches
 
 _managers: Dict[Tuple[str, int], Any] = {}
 _lock = threading.Lock()
@@ -34,7 +38,11 @@ def manager() -> Any:
         from multiprocessing.managers import SyncManager
 
         instance = SyncManager(ctx=ctx)
-        patches._real_manager_start(instance)  # not tracked: it outlives the run
+        cpu = affinity.choose()
+        # the server on the runs' core: a proxy call from a task is then a
+        # same-core round trip (~70 µs here, against ~135 µs across cores)
+        pin = (affinity.pin_thread, (cpu,)) if cpu is not None else (None, ())
+        patches._real_manager_start(instance, *pin)  # not tracked: it outlives the run
         _managers[key] = instance
         return instance
 
