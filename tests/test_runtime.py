@@ -208,3 +208,25 @@ def test_seeded_random_is_deterministic():
     again = []
     races.run(lambda: again, [draw, draw], seed=7)
     assert values == again and len(values) == 2
+
+
+def test_warm_manager_server_runs_on_the_runs_cpu():
+    # only one task runs at a time: its proxy calls wake the server on the same core
+    import os
+
+    from races._core import affinity, shared_manager
+
+    cpu = affinity.choose()
+    if cpu is None:
+        pytest.skip("one CPU, or pinning is off: nothing to pin to")
+    other = next(c for c in sorted(os.sched_getaffinity(0)) if c != cpu)
+    shared_manager.shutdown()
+    mask = affinity.pin(other)  # started from a thread pinned elsewhere (a run's, say)
+    try:
+        server = races.manager()._process.pid
+    finally:
+        affinity.restore(mask)
+    try:
+        assert os.sched_getaffinity(server) == {cpu}
+    finally:
+        shared_manager.shutdown()

@@ -39,8 +39,8 @@ def choose() -> Optional[int]:
         return held_cpu
     if not _supported or os.environ.get("RACES_NO_PIN"):
         return None
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
+    try:  # the process's CPUs, not this thread's (a run may have pinned it already)
+        allowed = sorted(_START_MASK or os.sched_getaffinity(0))
     except OSError:
         return None
     if len(allowed) < 2:
