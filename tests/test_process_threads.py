@@ -432,3 +432,12 @@ def test_a_task_named_main_never_reuses_an_id_setup_made(method):
     result = races.run(setup_with_a_lock, {"main": own_lock_while_holding_setups},
                        backend="process", start_method=method)
     assert not result.failed, result.report()
+
+
+def test_both_backends_give_the_same_trace():
+    def steps(**options):
+        result = races.run(nothing, {"main": two_bumpers}, schedule=LOST_UPDATE, **options)
+        assert "lost update: n == 1" in result.failure.message
+        return [(e.task, e.kind, e.name, e.label, e.location, e.note) for e in result.trace]
+
+    assert steps(backend="thread") == steps(backend="process", start_method="forkserver")
