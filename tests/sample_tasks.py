@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from types import SimpleNamespace
 
@@ -86,9 +85,19 @@ def spins_forever(state):
         pass
 
 
-def waits_on_real_event(state):
+def waits_on_raw_lock(state):
     races.point("before")
-    threading.Event().wait()  # blocked in uncontrolled code (only used with processes)
+    block_in_uncontrolled_code()
+
+
+def block_in_uncontrolled_code():
+    """Wait forever where the harness cannot see it (a raw ``_thread`` lock:
+    patch mode makes ``threading`` objects controlled in every backend)."""
+    import _thread
+
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    lock.acquire()
 
 
 def long_sleeps(state):

@@ -174,16 +174,16 @@ def kinds_in_process(state):
     assert type(state["lock"]).__module__ == "races.primitives.lock"  # made in setup, sent along
     made = kinds({"thread_lock": threading.Lock(), "mp_lock": multiprocessing.Lock(), "queue": queue.Queue()})
     assert made["mp_lock"] == "races.primitives.lock.Lock", made
-    # threading objects in a task process are private to it: they stay real
-    assert not made["thread_lock"].startswith("races."), made
-    assert made["queue"] == "queue.Queue", made
+    # threads of a task process are tasks, so its threading objects are controlled too
+    assert made["thread_lock"] == "races.primitives.lock.Lock", made
+    assert made["queue"] == "races.primitives.queue.Queue", made
 
 
 def process_setup():
     return {"lock": multiprocessing.Lock()}
 
 
-def test_process_backend_patches_multiprocessing_only():
+def test_process_backend_patches_multiprocessing_and_threading():
     result = races.run(
         process_setup, {"main": kinds_in_process}, backend="process", start_method=PROCESS_METHOD
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import uuid
 
 import pytest
@@ -97,12 +96,12 @@ def test_idle_children_are_services(method):
 
 def stuck_here_first(state):
     races.point("before")
-    threading.Event().wait()
+    st.block_in_uncontrolled_code()
 
 
 def stuck_here_second(state):
     races.point("before")
-    threading.Event().wait()
+    st.block_in_uncontrolled_code()
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -119,13 +119,13 @@ def test_sigkill_is_a_crash():
 
 def test_process_stuck_in_uncontrolled_code_times_out_with_stack():
     result = races.run(
-        st.none_setup, {"stuck": st.waits_on_real_event}, backend="process",
+        st.none_setup, {"stuck": st.waits_on_raw_lock}, backend="process",
         start_method="forkserver", timeout=0.5,
     )
     assert result.failure.kind == "timeout"
     assert result.failure.task == "stuck"
     assert "within 0.5s" in result.failure.message
-    assert "waits_on_real_event" in result.failure.traceback
+    assert "waits_on_raw_lock" in result.failure.traceback
     assert task_processes() == []
 
 

@@ -32,12 +32,14 @@ class Channel:
 class Agent:
     """What a controlled task holds: its name and its channel to the controller."""
 
-    __slots__ = ("name", "channel", "aborted", "busy", "__weakref__")
+    __slots__ = ("name", "channel", "aborted", "busy", "daemon", "__weakref__")
 
-    def __init__(self, name: str, channel: Channel) -> None:
+    def __init__(self, name: str, channel: Channel, daemon: bool = False) -> None:
         self.name = name
         self.channel = channel
         self.aborted = False
+        # a daemon thread task: the threads it starts are daemons by default (as in CPython)
+        self.daemon = daemon
         # True while the harness itself is inside an operation (for example a
         # Manager call it already announced), so nested calls are not steps.
         self.busy = False

@@ -454,6 +454,14 @@ class Controller:
                         and child.status in ("pending", "booting")
                     ):
                         self.terminate_task(child, f"daemon of {t.name}")
+            if getattr(t.handle, "threads", None):
+                # the end of a task process's main thread (which joined its non-daemon
+                # threads first): the process exits, taking its other threads with it
+                for child in list(self.tasks):
+                    if getattr(child.handle, "root", None) is t.handle and child.status in ("pending", "booting"):
+                        self.terminate_task(
+                            child, f"daemon thread at exit of {t.name}" if child.daemon else f"{t.name} ended"
+                        )
 
     # -- tasks started from tasks ---------------------------------------------
     def start_child(self, parent_name: str, step: Step) -> tuple:
@@ -470,8 +478,10 @@ class Controller:
         name, n = base, 2
         while name in self._by_name:
             name, n = f"{base}~{n}", n + 1
+        # a thread of a task process runs in that process (see process_threads)
+        spawn = getattr(parent.handle, "spawn_thread", None) if kind == "thread" else None
         try:
-            handle = self.spawner(name, spec["call"])
+            handle: TaskHandle = (spawn or self.spawner)(name, spec["call"])
             handle.start()
         except Exception as exc:  # noqa: BLE001 - the parent's start() raises it
             return ("raise", exc)
@@ -528,6 +538,10 @@ class Controller:
         )
         for model in list(self.models.values()):
             model.task_ended(t.name)
+        if getattr(handle, "threads", None):  # its process is gone: so are its threads
+            for child in list(self.tasks):
+                if getattr(child.handle, "root", None) is handle:
+                    self.terminate_task(child, f"its process {t.name} ended: {reason}")
 
     def _shutdown(self) -> None:
         for t in self.tasks:

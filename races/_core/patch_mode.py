@@ -13,11 +13,16 @@ task (or from ``setup()``, on the thread running it):
   all give races objects.  ``multiprocessing.process.BaseProcess`` gets
   ``start/join/is_alive/terminate/kill/exitcode/pid`` that route a process
   started from a task to the controller (:mod:`races.primitives.process`).
-* thread backend only: ``threading.Lock/RLock/Semaphore/BoundedSemaphore/
-  Event/Condition/Barrier``, ``queue.Queue/SimpleQueue`` and
-  ``threading.Thread.start/join/is_alive``.  (In a task process, threading
-  objects are private to that process: no other task can reach them, so they
-  stay real.)
+* ``threading.Lock/RLock/Semaphore/BoundedSemaphore/Event/Condition/Barrier``,
+  ``queue.Queue/SimpleQueue`` and ``threading.Thread.start/join/is_alive``:
+  in the thread backend (for the run), and in every task process (for good,
+  :func:`install_for_process`).  A Thread started in a task process is a task
+  of its own running in that process (:mod:`races._core.process_threads`), so
+  the threads of one process interleave under control and their threading
+  objects must be controlled too; the items of a ``queue.Queue`` made there
+  stay in the process (the model holds stand-ins).  A thread made by a task
+  inherits the *task's* daemon flag (the harness thread it runs on is a
+  daemon), as CPython's threads inherit their creator's.
 
 A call counts only when its caller is user code: frames in the standard
 library (other than ``multiprocessing/context.py``, which only forwards) and in
@@ -45,7 +50,7 @@ from multiprocessing import connection, managers, queues, sharedctypes, synchron
 from multiprocessing import process as _mp_process
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import manager_sync, patches
+from . import manager_sync, patches, process_threads
 from .agent import current
 
 _STDLIB = os.path.dirname(os.__file__) + os.sep
@@ -241,6 +246,13 @@ def _t_barrier(parties: int, action: Any = None, timeout: Any = None) -> Any:
 def _t_queue(maxsize: int = 0) -> Any:
     made = _races().Queue(maxsize)
     made._feeder = False  # queue.Queue has no feeder thread: empty() is exact
+    made._private = process_threads.ACTIVE  # in a task process: its items stay there
+    return made
+
+
+def _t_simple() -> Any:
+    made = _races().SimpleQueue()
+    made._private = process_threads.ACTIVE
     return made
 
 
@@ -253,7 +265,7 @@ _THREAD_FACTORIES: List[Tuple[Any, str, Callable[..., Any]]] = [
     (threading, "Condition", _t_condition),
     (threading, "Barrier", _t_barrier),
     (_queue_mod, "Queue", _t_queue),
-    (_queue_mod, "SimpleQueue", lambda: _races().SimpleQueue()),
+    (_queue_mod, "SimpleQueue", _t_simple),
 ]
 
 
@@ -362,7 +374,7 @@ _BP_PATCH: Dict[str, Any] = {
 }
 
 
-# -- threading.Thread (thread backend) ------------------------------------------------
+# -- threading.Thread ------------------------------------------------------------------
 
 _TH = threading.Thread
 _real_th: Dict[str, Any] = {
@@ -372,12 +384,17 @@ _real_th: Dict[str, Any] = {
 
 def _th_init(self: Any, group: Any = None, target: Any = None, name: Any = None, args: tuple = (),
              kwargs: Any = None, *, daemon: Any = None) -> None:
-    _real_th["__init__"](self, group, target, name, args, kwargs, daemon=daemon)
     agent = current()
-    if agent is not None and name is None and not agent.busy and _is_user_file(sys._getframe(1).f_code.co_filename):
+    user = agent is not None and not agent.busy and _is_user_file(sys._getframe(1).f_code.co_filename)
+    if user and daemon is None:
+        # CPython inherits the creating thread's flag: the task's, not that of
+        # the harness thread it runs on
+        daemon = agent.daemon  # type: ignore[union-attr]
+    _real_th["__init__"](self, group, target, name, args, kwargs, daemon=daemon)
+    if user and name is None:
         from ..primitives.process import auto_name
 
-        label = auto_name(agent.name, "Thread")
+        label = auto_name(agent.name, "Thread")  # type: ignore[union-attr]
         if target is not None:
             label += f" ({getattr(target, '__name__', 'target')})"
         self._name = label
@@ -610,8 +627,15 @@ def uninstall(threads: bool) -> None:
 
 
 def install_for_process() -> None:
-    """Inside a task process: patch multiprocessing for good (threading stays real)."""
-    install(threads=False)
+    """Inside a task process: patch multiprocessing and threading for good
+    (the threads a task starts are tasks in that process, see
+    :mod:`races._core.process_threads`)."""
+    install(threads=True)
+
+
+def uninstall_for_process() -> None:
+    """Undo :func:`install_for_process` (a template's child in a run without patch mode)."""
+    uninstall(threads=True)
 
 
 def active() -> bool:

@@ -47,6 +47,17 @@ class ProcessTask(TaskHandle):
         except AttributeError:
             self._live = [1]
         self._counted = False
+        self.threads: List[Any] = []  # the threads of its process that are tasks
+
+    def line(self) -> Wire:
+        """The wire its main thread's children's descriptors travel on."""
+        return self._wire()
+
+    def spawn_thread(self, name: str, target: Any) -> TaskHandle:
+        """The handle of a thread this task starts in its own process."""
+        from .process_thread_transport import ProcessThreadTask
+
+        return ProcessThreadTask(name, target, self, self)
 
     def start(self) -> None:
         self.conn, self.proc = self.launcher.launch(self.name, self.target, self.state, self.config)

@@ -247,7 +247,8 @@ class ThreadTask(TaskHandle, Channel):
         return self._inbox
 
     def _body(self) -> tuple:
-        agent = Agent(self.name, self)
+        call = getattr(self.target, "target", self.target)  # (a LineTraced wraps the ChildCall)
+        agent = Agent(self.name, self, bool(getattr(call, "daemon", False)))
         bind_thread(agent)
         try:
             reply = self._inbox  # the reply to its start step

@@ -11,7 +11,10 @@ and one ``read`` on each side (plus the controller's ``poll``).
 Exactly one message is in flight per direction at any time (a task sends a
 step and waits for the reply; the controller grants and waits for the next
 step), but :meth:`Wire.recv` keeps whatever a read returned beyond the
-message it returns, so it never depends on that.
+message it returns, so it never depends on that.  (One exchange has two
+replies: a thread's ``start`` is answered first by a ``spawn`` message that
+carries the new thread's descriptor, read with ``recvmsg``, then by its reply;
+see :mod:`races._core.process_threads`.)
 """
 from __future__ import annotations
 

@@ -9,20 +9,12 @@ import signal
 import sys
 from typing import Any, Callable, Optional, Set
 
-from . import patches
-from .agent import Agent, Channel, bind_process
+from . import patches, process_threads
+from .agent import Agent, bind_process
 from .errors import TaskAborted
+from .process_threads import WireChannel
 from .thread_transport import describe_exception, target_location
 from .wire import Wire, dumps
-
-
-class WireChannel(Channel):
-    def __init__(self, wire: Wire) -> None:
-        self.wire = wire
-
-    def exchange(self, message: tuple) -> tuple:
-        self.wire.send_bytes(dumps(message))
-        return self.wire.recv()
 
 
 # True in a process forked from a template, which installed the patches
@@ -65,7 +57,7 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
     elif PREPATCHED:
         from . import patch_mode
 
-        patch_mode.uninstall(threads=False)  # the template's, for a run without patch mode
+        patch_mode.uninstall_for_process()  # the template's, for a run without patch mode
     mask = None
     if config.get("cpu") is not None:
         from .affinity import pin
@@ -82,11 +74,14 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
     current._config["daemon"] = bool(getattr(target, "daemon", False))  # type: ignore[attr-defined]
     agent = Agent(name, WireChannel(wire))
     bind_process(agent)
+    process_threads.reset()
+    process_threads.ACTIVE = True
     message: tuple
     try:
         # the start step carries the stack dump's descriptor (the transport takes it off)
         agent.step("start", "start", args=(dump,) if isinstance(dump, int) else ())
         target(state)
+        process_threads.join_at_exit(agent)  # (threading._shutdown)
         message = ("done", None)
     except TaskAborted:
         message = ("aborted", None)

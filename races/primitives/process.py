@@ -8,6 +8,11 @@ backend (a thread, or a process forked by the run's launcher), waits for it to
 boot and records its logical parent.  ``join``, ``is_alive``, ``exitcode``,
 ``terminate`` and ``kill`` are steps the :class:`ChildModel` answers.
 
+A thread started inside a task process is the exception: it runs in that
+process (:mod:`races._core.process_threads`), so its target stays there and
+the step carries a picklable ``ThreadRef`` in its place (:func:`lost_work`
+reads the source through it).
+
 Patch mode (:mod:`races._core.patch_mode`) routes ``multiprocessing.Process``
 and ``threading.Thread`` objects started from a task to :class:`ChildHandle`;
 :class:`Process` and :class:`Thread` here are the same handles for explicit
@@ -25,6 +30,7 @@ import os
 import signal
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .._core import process_threads
 from .._core.agent import current
 from .._core.ids import new_id
 from .._core.model import OK, Model, register
@@ -121,9 +127,18 @@ class ChildHandle:
                 raise AssertionError("cannot start a process twice")
             raise RuntimeError("threads can only be started once")
         self.call.daemon = self.daemon
-        spec = {"call": self.call, "name": self.name, "daemon": self.daemon, "kind": self.kind}
+        call: Any = self.call
+        local = self.kind == "thread" and process_threads.ACTIVE
+        if local:  # in a task process: the thread runs here, its target stays here
+            call = process_threads.register(self)
+        spec = {"call": call, "name": self.name, "daemon": self.daemon, "kind": self.kind}
         assert agent is not None
-        self.task, self.pid = agent.step(self.kind, "start", self._id, self.name, (spec,), depth=3)
+        try:
+            self.task, self.pid = agent.step(self.kind, "start", self._id, self.name, (spec,), depth=3)
+        except BaseException:
+            if local:
+                process_threads.forget(self)
+            raise
         self.started = True
         self._alive = True
 
@@ -262,7 +277,8 @@ class Process(_Child):
 
 
 class Thread(_Child):
-    """``threading.Thread``, controlled inside the harness (thread backend)."""
+    """``threading.Thread``, controlled inside the harness (in a task process:
+    a thread of that process)."""
 
     _kind = "thread"
 
@@ -325,23 +341,30 @@ def lost_work(target: Any, location: str) -> str:
     """The source lines of the child's target from ``location`` on (not run)."""
     func = getattr(target, "func", target)
     code = getattr(func, "__code__", None)
-    if code is None:
+    if isinstance(func, process_threads.ThreadRef):  # a thread of a task process: its source
+        found = func.source()
+        if found is None:
+            return ""
+        lines, start, filename = found
+    elif code is None:
         return ""
-    try:
-        lines, start = inspect.getsourcelines(code)
-    except (OSError, TypeError):
-        return ""
+    else:
+        try:
+            lines, start = inspect.getsourcelines(code)
+        except (OSError, TypeError):
+            return ""
+        filename = code.co_filename
     file_part, _, line_part = location.rpartition(":")
     try:
         line = int(line_part)
     except ValueError:
         return ""
-    if os.path.abspath(file_part) != os.path.abspath(code.co_filename):
+    if os.path.abspath(file_part) != os.path.abspath(filename):
         return ""
     if not start <= line < start + len(lines):
         return ""
     first = max(line, start + 1)
-    where = short_path(code.co_filename)
+    where = short_path(filename)
     out = []
     for number, text in enumerate(lines, start):
         text = text.strip()

@@ -67,6 +67,52 @@ def _bound(block: bool, timeout: float | None) -> float | None:
     return float(timeout)
 
 
+class _Kept:
+    """What the model holds for an item of a process-private queue: the item
+    itself stays in its process (identity kept, no pickling), see ``_private``."""
+
+    __slots__ = ("serial", "text")
+
+    def __init__(self, serial: int, text: str) -> None:
+        self.serial = serial
+        self.text = text
+
+    def __getstate__(self) -> tuple:
+        return (self.serial, self.text)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.serial, self.text = state
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_kept: dict[int, Any] = {}
+_serials = [0]
+
+
+def _keep(obj: Any) -> _Kept:
+    _serials[0] += 1
+    _kept[_serials[0]] = obj
+    text = repr(obj)
+    return _Kept(_serials[0], text if len(text) <= 80 else text[:77] + "...")
+
+
+def _take(item: Any) -> Any:
+    return _kept.pop(item.serial) if type(item) is _Kept else item
+
+
+def _private_state(queue: Any) -> dict[str, Any]:
+    if queue._private:
+        raise TypeError(
+            f"cannot pickle {queue!r}: a queue.Queue made in a task process belongs to that "
+            "process's threads (use a multiprocessing queue between processes)"
+        )
+    state = dict(queue.__dict__)
+    state["_local"] = None
+    return state
+
+
 def _drain(local: Any) -> list:
     items = []
     while True:
@@ -82,6 +128,9 @@ class Queue:
     _kind = "Queue"
     _step_kind = "queue"
     _feeder = True  # multiprocessing's feeder thread: empty() may be stale (module doc)
+    # a queue.Queue made in a task process: its items stay in that process,
+    # the model holds stand-ins (_Kept), as only that process's threads can use it
+    _private = False
 
     def __init__(self, maxsize: int = 0, name: str | None = None, *, ctx: Any = None) -> None:
         self._id = new_id(self._kind)
@@ -96,33 +145,44 @@ class Queue:
             self._local = _RealQueue(self._maxsize)
         return self._local
 
-    def _step(self, name: str, args: tuple = (), timeout: float | None = None) -> Any:
+    def _step(self, name: str, args: tuple = (), timeout: float | None = None, depth: int = 3) -> Any:
         agent = current()
         assert agent is not None
-        return agent.step(self._step_kind, name, self._id, self._label, (self._maxsize, *args), timeout, depth=3)
+        return agent.step(self._step_kind, name, self._id, self._label, (self._maxsize, *args), timeout, depth=depth)
 
     # -- put / get ------------------------------------------------------------
     def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         if current() is None:
             self._fallback().put(obj, block, timeout)
             return
-        self._step("put", (obj,), _bound(block, timeout))
+        self._put(obj, _bound(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:
         if current() is None:
             self._fallback().put_nowait(obj)
             return
-        self._step("put", (obj,), 0.0)
+        self._put(obj, 0.0)
+
+    def _put(self, obj: Any, bound: float | None) -> None:
+        if not self._private:
+            self._step("put", (obj,), bound, depth=4)
+            return
+        item = _keep(obj)
+        try:
+            self._step("put", (item,), bound, depth=4)
+        except BaseException:
+            _kept.pop(item.serial, None)
+            raise
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         if current() is None:
             return self._fallback().get(block, timeout)
-        return self._step("get", (self._feeder,), _bound(block, timeout))
+        return _take(self._step("get", (self._feeder,), _bound(block, timeout)))
 
     def get_nowait(self) -> Any:
         if current() is None:
             return self._fallback().get_nowait()
-        return self._step("get", (self._feeder,), 0.0)
+        return _take(self._step("get", (self._feeder,), 0.0))
 
     # -- views of the size (see QueueModel.observed) ---------------------------
     def qsize(self) -> int:
@@ -167,9 +227,7 @@ class Queue:
             self._step("cancel_join_thread")
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_local"] = None
-        return state
+        return _private_state(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -204,21 +262,26 @@ class SimpleQueue:
         return self._local
 
     _step = Queue._step  # type: ignore[assignment]  # shared: it reads only _id, _label, _step_kind
+    _put = Queue._put  # type: ignore[assignment]
     _maxsize = 0
+    _private = False  # see Queue._private
 
     def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         if current() is None:
             self._fallback().put(obj, block, timeout)
             return
-        self._step("put", (obj,))  # type: ignore[misc]
+        self._put(obj, None)  # type: ignore[misc]
 
     def put_nowait(self, obj: Any) -> None:
-        self.put(obj)
+        if current() is None:
+            self._fallback().put(obj)
+            return
+        self._put(obj, None)  # type: ignore[misc]
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         if current() is None:
             return self._fallback().get(block, timeout)
-        return self._step("get", (), _bound(block, timeout))  # type: ignore[misc]
+        return _take(self._step("get", (), _bound(block, timeout)))  # type: ignore[misc]
 
     def get_nowait(self) -> Any:
         return self.get(False)
