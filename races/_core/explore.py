@@ -35,6 +35,7 @@ from ..strategies.replay import Replay
 from ..strategies.round_robin import RoundRobin
 from . import token as token_mod
 from .line_trace import GRANULARITIES, LineTraced, check_granularity, line_tasks
+from .process_transport import deferred_exits
 from .result import Result
 from .runner import normalize_tasks, run, session
 from .shrink import shrink as shrink_run
@@ -161,8 +162,10 @@ def explore(
                 choices, _ = token_mod.decode(token)  # type: ignore[arg-type]
                 yield Replay(choices, names), True
 
-    # thread backend: the patches and the pinning stay in place for every run (and the shrinking)
-    with session(backend, run_options.get("patch", True)):
+    # thread backend: the patches and the pinning stay in place for every run (and the shrinking);
+    # process backend: a run's ended task processes exit while the next run goes on
+    exit_notes: list[str] = []
+    with session(backend, run_options.get("patch", True)), deferred_exits(exit_notes):
         for strat, counted in runs():
             if counted and schedules >= max_schedules:
                 break
@@ -205,6 +208,7 @@ def explore(
                        options={"backend": backend, "seed": seed})
         final.exhaustive = exhausted and strategy == "dfs"
     final.schedules = schedules
+    final.notes.extend(exit_notes)
     # dfs: runs that ended in a sleep-set block (equivalent to a run already made)
     final.redundant = dfs.redundant if dfs is not None else 0  # type: ignore[attr-defined]
     final.failures = failures  # type: ignore[attr-defined]

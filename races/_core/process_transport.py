@@ -8,20 +8,66 @@ bounded by the per-step timeout.  On timeout the task's stacks are dumped by
 
 How the process comes to exist is the launcher's business
 (:mod:`races._core.launchers`).
+
+**Deferred exits.**  A task process that has sent its last message still has
+to exit: its finalizers, then the kernel tearing down its memory, about a
+millisecond.  A single run waits for that, so no process outlives it.  An
+exploration (:func:`deferred_exits`) lets the exits of one run overlap the
+next run instead: a task that said its last word is left to finish exiting
+on another core, at most :data:`LINGER_MAX` at a time, and every one is
+waited for (killed if stuck, bounded) before the exploration returns.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import tempfile
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from .controller import TaskHandle
 from .patches import real_sleep
 from .thread_transport import target_location
 from .wire import OK_NONE, Wire, dumps
+
+
+LINGER_MAX = 16  # task processes left exiting at once, at most
+# the processes of ended tasks still exiting (None: each run waits for its own)
+_lingering: Optional[List[Any]] = None
+
+
+def _reap(proc: Any, grace: float) -> Optional[str]:
+    """Wait (bounded) for ``proc`` to exit, killing it if it does not."""
+    try:
+        if not proc.wait_exit(grace):
+            proc.kill()
+            if not proc.wait_exit(grace):
+                return f"task process (pid {proc.pid}) could not be reaped"
+        return None
+    finally:
+        proc.release()
+
+
+@contextlib.contextmanager
+def deferred_exits(notes: List[str], grace: float = 2.0) -> Iterator[None]:
+    """Within: the runs' ended task processes exit while the next runs go on;
+    at the end every one of them is waited for (what could not be reaped is
+    added to ``notes``)."""
+    global _lingering
+    if _lingering is not None:  # nested: the outer one waits
+        yield
+        return
+    _lingering = []
+    try:
+        yield
+    finally:
+        lingering, _lingering = _lingering, None
+        for proc in lingering:
+            note = _reap(proc, grace)
+            if note:
+                notes.append(note)
 
 
 class ProcessTask(TaskHandle):
@@ -47,6 +93,7 @@ class ProcessTask(TaskHandle):
         except AttributeError:
             self._live = [1]
         self._counted = False
+        self._said_last = False  # it sent its last message and was told how to exit
         self.threads: List[Any] = []  # the threads of its process that are tasks
 
     def line(self) -> Wire:
@@ -107,6 +154,7 @@ class ProcessTask(TaskHandle):
             self._ended()
             try:
                 wire.send_bytes(dumps(("exit", self._live[0] > 0)))
+                self._said_last = True
             except OSError:
                 pass
         elif message[1].kind == "start":
@@ -153,6 +201,7 @@ class ProcessTask(TaskHandle):
         if self._stopped:  # a terminated child is stopped again at the end of the run
             return None
         self._stopped = True
+        handed_over = False
         try:
             if self.proc is None:
                 return None
@@ -169,15 +218,20 @@ class ProcessTask(TaskHandle):
                     self.grant(("abort",))
             self._ended()
             self.conn.close()  # EOF for a task still waiting to be told where to exit
-            if not self.proc.wait_exit(grace):
-                self.proc.kill()
-                if not self.proc.wait_exit(grace):
-                    return f"task process {self.name!r} (pid {self.proc.pid}) could not be reaped"
-            return None
+            if _lingering is not None and self._said_last and not self.threads:
+                handed_over = True  # (an exploration's: see deferred_exits)
+                _lingering.append(self.proc)
+                if len(_lingering) > LINGER_MAX:
+                    return _reap(_lingering.pop(0), grace)
+                return None
+            note = _reap(self.proc, grace)
+            handed_over = True  # (released)
+            return f"task process {self.name!r} (pid {self.proc.pid}) could not be reaped" if note else None
         finally:
             if self.conn is not None:
                 self.conn.close()
-            self.proc and self.proc.release()
+            if self.proc is not None and not handed_over:
+                self.proc.release()
             if self.dump_path is not None and not self.dump_path.startswith("/proc/"):
                 try:
                     os.unlink(self.dump_path)

@@ -20,8 +20,9 @@ not depend on its task and waits on its own socket for its payload.  The control
 and its ends of their sockets, see :class:`Template`): a run
 (:meth:`TemplateLauncher.flush`: every task launched so far) takes its
 children from the stock, sends each its pickled target, state and config,
-which the child unpickles itself, and orders as many again without waiting;
-the template forks them while the run goes on.  Only a short stock makes a
+which the child unpickles itself, and orders more without waiting (two runs'
+worth stay in stock or on their way); the template forks them on another
+core while the run goes on, and they wait on the runs' core.  Only a short stock makes a
 run wait for the template.  When a run needs a module the template has not
 imported, the template imports it and the stock forked without it is
 discarded (an idle child leaves when its socket closes).  Idle children are
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import array
 import atexit
+import gc
 import importlib
 import io
 import os
@@ -56,6 +58,9 @@ from .wire import dumps as _wire_dumps
 
 REQUEST_TIMEOUT = 10.0
 POOL_MAX = 64  # idle children at most
+# idle children kept in stock or on their way: this many runs' worth (fewer
+# make a run wait for a fork; bigger batches of forks measured slower)
+STOCK_RUNS = 2
 # the harness's own modules a task process imports (a spawned task imports
 # them to unpickle its entry point): imported once, in the template
 TASK_SIDE_MODULES = ("races._core.worker", "races._core.patch_mode", "races._core.affinity")
@@ -165,6 +170,9 @@ def _template_main(sock: socket.socket) -> None:
                     pass
             # every fork right after the other (each fork write-protects this
             # process again: less written between forks, fewer faults here)
+            # what the template holds is never collected in a child (a
+            # collection there would write to every object: copy-on-write faults)
+            gc.freeze()
             pairs = [socket.socketpair() for _ in range(count)]
             pids = []
             failed = None
@@ -290,14 +298,14 @@ def _idle_main(conn: socket.socket, dump: Any, cpu: Optional[int], others: Optio
         fd = conn.detach()
         wire = Wire(fd)
         if cpu is not None and others:
-            # the template keeps off the runs' core; its child may use every
-            # core again (the tasks of a run boot side by side), and pins itself
-            # to the runs' core once it has its task (process_main)
+            # the template keeps off the runs' core; its child waits on it (a
+            # move from core to core when the task comes would cost ~0.4 ms of
+            # the run), and may use every core again only to exit (process_main)
             from . import worker
 
             worker.AFFINITY = others | {cpu}
             try:
-                os.sched_setaffinity(0, worker.AFFINITY)
+                os.sched_setaffinity(0, {cpu})
             except OSError:
                 worker.AFFINITY = None
         try:
@@ -524,11 +532,12 @@ class Template:
             return [(pid, fd) for pid, fd, _ in given]
 
     def order(self, count: int, cpu: Optional[int]) -> None:
-        """Ask for ``count`` more idle children (the next run's), without waiting.
-        ``cpu`` is the core the runs use: the template forks on the others
-        (those this process may use), and its children wait on ``cpu``."""
+        """Make sure ``count`` idle children are in stock or on their way,
+        without waiting.  ``cpu`` is the core the runs use: the template forks
+        on the others (those this process may use), and its children wait on
+        ``cpu``."""
         with self.lock:
-            count = min(count, POOL_MAX - len(self.stock) - self.requested)
+            count = min(count, POOL_MAX) - len(self.stock) - self.requested
             if count > 0:
                 self._order(count, cpu)
 
@@ -650,8 +659,9 @@ class TemplateLauncher:
                 raise
             for proc, (pid, fd) in zip(batch, children):
                 proc._started(pid, fd)
-            # the next run's children: forked on another core while this run boots and runs
-            template.order(len(batch), batch[0].cpu)
+            # the next runs' children: forked on another core while this run
+            # boots and runs (a run never waits for a fork while the template keeps up)
+            template.order(STOCK_RUNS * len(batch), batch[0].cpu)
 
     def cancel(self, proc: TemplateProcess) -> None:
         if proc in self._pending:

@@ -62,7 +62,7 @@ def process_main(conn: Any, name: str, target: Callable, state: Any, config: dic
     if config.get("cpu") is not None:
         from .affinity import pin
 
-        mask = pin(config["cpu"])  # booted in parallel; from here on one task runs at a time
+        mask = pin(config["cpu"])  # (a template's child waits there already) one task runs at a time
         if AFFINITY is not None:
             mask = AFFINITY
     random.seed(f"{config.get('seed', 0)}:{name}")
