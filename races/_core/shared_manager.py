@@ -10,7 +10,9 @@ down under its users) should start its own with ``races.mp_context().Manager()``
 
 The server runs on the CPU this process's runs use (:mod:`.affinity`): only
 one task runs at a time, and its proxy calls then wake the server on the same
-core.
+core.  A pooled task thread keeps its proxies' connection to it from task
+to task (:mod:`.thread_transport`); the server's bookkeeping requests
+(create, incref, decref) take a new connection each, by the server's design.
 """
 from __future__ import annotations
 
@@ -56,6 +58,12 @@ def shutdown() -> None:
             m.shutdown()
         except Exception:  # noqa: BLE001
             pass
+
+
+def addresses() -> List[Any]:
+    """The addresses of this process's warm Manager servers that are up."""
+    return [m.address for (method, pid), m in list(_managers.items())
+            if pid == os.getpid() and m._process.is_alive()]
 
 
 def service_pids() -> List[int]:
