@@ -1,7 +1,8 @@
 """Exploration throughput and how fast each strategy finds each catalogue bug.
 
 * schedules per second for an exhaustive dfs of 2 tasks x 5 sync points
-  (targets: >= 5,000/s threads, >= 300/s processes on 2 cores), beside plain
+  (targets: >= 5,000/s threads, >= 300/s processes on 2 cores; the median
+  of five explorations after a warm-up, and the CPU each schedule costs), beside plain
   stress runs of the same code (real threads/processes, no control), and the
   floor of a process schedule without any harness (two forks, their
   messages, their exits);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -34,12 +36,36 @@ def nothing():
     return None
 
 
-def throughput(backend, method, cap):
-    start = time.perf_counter()
-    result = races.explore(nothing, [five_points, five_points], backend=backend, start_method=method,
-                           stop_on_first=False, max_schedules=cap)
-    elapsed = time.perf_counter() - start
-    return result.schedules, result.exhaustive, result.schedules / elapsed
+def _busy_cpu_seconds():
+    """CPU time every core spent busy so far (Linux), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(backend, method, cap, repeats):
+    """Schedules, exhaustive, the median schedules/s of ``repeats`` explorations
+    (after one warm-up: imports, the template, its first children) and the CPU
+    time all cores spent per schedule (ms; every process: controller, tasks,
+    template, exits)."""
+    def explore(limit):
+        return races.explore(nothing, [five_points, five_points], backend=backend, start_method=method,
+                             stop_on_first=False, max_schedules=limit)
+
+    explore(min(cap, 50))
+    rates, cpu = [], []
+    for _ in range(repeats):
+        busy, start = _busy_cpu_seconds(), time.perf_counter()
+        result = explore(cap)
+        elapsed = time.perf_counter() - start
+        rates.append(result.schedules / elapsed)
+        if busy is not None:
+            cpu.append((_busy_cpu_seconds() - busy) / result.schedules * 1e3)
+    cpu_ms = statistics.median(cpu) if cpu else float("nan")
+    return result.schedules, result.exhaustive, statistics.median(rates), cpu_ms
 
 
 def stress_rate(backend, method, runs):
@@ -90,16 +116,19 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     cap = 60 if args.quick else 100_000
-    print("exhaustive dfs, 2 tasks x 5 sync points (every step dependent: 924 schedules)")
-    print(f"{'backend':<22}{'schedules':>10}{'exhaustive':>12}{'schedules/s':>13}{'stress runs/s':>15}")
-    for backend, method in (("thread", None), ("process", "fork"), ("process", "forkserver")):
-        n, exhaustive, rate = throughput(backend, method, cap if backend == "thread" else min(cap, 300))
+    repeats = 1 if args.quick else 5
+    print("exhaustive dfs, 2 tasks x 5 sync points (every step dependent: 924 schedules);")
+    print(f"schedules/s: median of {repeats} explorations after a warm-up; cpu: ms of CPU (all cores) per schedule")
+    print(f"{'backend':<22}{'schedules':>10}{'exhaustive':>12}{'schedules/s':>13}{'cpu ms':>8}{'stress runs/s':>15}")
+    for backend, method in (("thread", None), ("process", "fork"), ("process", "forkserver"), ("process", "spawn")):
+        n, exhaustive, rate, cpu_ms = throughput(backend, method, cap if backend == "thread" else min(cap, 300),
+                                                 repeats)
         stress = stress_rate(backend, method, 10 if args.quick else 50)
         label = backend if method is None else f"{backend}/{method}"
-        print(f"{label:<22}{n:>10}{exhaustive!s:>12}{rate:>13.0f}{stress:>15.0f}")
+        print(f"{label:<22}{n:>10}{exhaustive!s:>12}{rate:>13.0f}{cpu_ms:>8.2f}{stress:>15.0f}")
     if hasattr(os, "fork"):
         floor = process_floor(30 if args.quick else 300)
-        print(f"{'floor: 2 bare forks':<22}{'':>10}{'':>12}{floor:>13.0f}   (no harness: fork, 13 messages, reap)")
+        print(f"{'floor: 2 bare forks':<22}{'':>10}{'':>12}{floor:>13.0f}{'':>8}   (no harness: fork, 13 messages, reap)")
     print("\nschedules to the first bug, without the forcing schedule (thread backend)")
     strategies = ("dfs", "pct", "random")
     print(f"{'scenario':<26}" + "".join(f"{s:>10}" for s in strategies))
