@@ -40,19 +40,19 @@ def use_the_dict(state):
     state.connections.append(state.data._tls.connection)
 
 
+def warm_connections(runs):
+    """The connection each of ``runs`` runs' task used for a warm-Manager dict."""
+    connections = []
+    for _ in range(runs):
+        state = warm_dict()
+        state.connections = connections
+        assert not races.run(lambda state=state: state, [use_the_dict]).failed
+    return connections
+
+
 @pooled
 def test_a_worker_keeps_its_connection_to_the_warm_manager():
-    connections = []
-    for _ in range(3):
-        state = None
-
-        def setup():
-            nonlocal state
-            state = warm_dict()
-            return state
-
-        assert not races.run(setup, [use_the_dict]).failed
-        connections += state.connections
+    connections = warm_connections(3)
     assert connections[0] is connections[1] is connections[2]
     assert not connections[0].closed
 
@@ -75,15 +75,5 @@ def test_a_connection_to_another_manager_is_not_kept():
 
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="3.13+: one fresh thread per task")
 def test_without_the_pool_every_task_connects_anew():
-    connections = []
-    for _ in range(2):
-        state = None
-
-        def setup():
-            nonlocal state
-            state = warm_dict()
-            return state
-
-        assert not races.run(setup, [use_the_dict]).failed
-        connections += state.connections
+    connections = warm_connections(2)
     assert connections[0] is not connections[1]
