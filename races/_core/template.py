@@ -323,7 +323,13 @@ def _idle_main(conn: socket.socket, dump: Any, cpu: Optional[int], others: Optio
             code = 1
         else:
             del payload
-            process_main(fd, name, target, state, config, dump)
+            try:
+                process_main(fd, name, target, state, config, dump)
+            finally:
+                # its Manager proxies give back the references their
+                # unpickling took (their finalizers), as at a spawned child's
+                # exit; os._exit below would skip that
+                del target, state
     except BaseException:  # noqa: BLE001
         import traceback
 

@@ -1,0 +1,78 @@
+"""races.manager(): a warm SyncManager whose shared objects are created in
+one request, with the server's reference counts exactly as SyncManager's."""
+from __future__ import annotations
+
+import gc
+from multiprocessing.managers import SyncManager
+from types import SimpleNamespace
+
+import pytest
+
+import races
+from races._core import warm_manager
+
+
+def objects(manager):
+    gc.collect()  # proxies in reference cycles finalize now
+    return manager._number_of_objects()
+
+
+@pytest.mark.parametrize("typeid,args", [("dict", ({"num": 3},)), ("list", ([1, 2],)), ("Namespace", ()),
+                                         ("Value", ("i", 7)), ("Array", ("i", [1, 2])), ("Lock", ())])
+def test_a_created_object_lives_as_long_as_its_proxy(typeid, args):
+    manager = races.manager()
+    before = objects(manager)
+    proxy = getattr(manager, typeid)(*args)
+    assert objects(manager) == before + 1
+    assert proxy._id in proxy._idset
+    del proxy
+    assert objects(manager) == before  # the proxy's finalizer dropped the one reference
+
+
+def test_the_proxies_behave_as_syncmanager_s():
+    manager = races.manager()
+    assert isinstance(manager, SyncManager)
+    data = manager.dict({"num": 10})
+    data["num"] -= 1
+    assert dict(data) == {"num": 9}
+    items = manager.list([1])
+    items.append(2)
+    assert list(items) == [1, 2]
+    assert type(data).__name__ == "DictProxy" and data._token.typeid == "dict"
+
+
+def test_the_data_types_are_created_in_one_request_and_the_rest_by_syncmanager():
+    for typeid in warm_manager.DATA_TYPEIDS:
+        assert typeid in vars(warm_manager.WarmManager) and typeid in SyncManager._registry
+    # the synchronising factories stay SyncManager's, which patch mode replaces
+    assert "Lock" not in vars(warm_manager.WarmManager) and "Queue" not in vars(warm_manager.WarmManager)
+
+
+def test_a_lock_from_the_warm_manager_is_controlled():
+    result = races.run(lambda: races.manager().Lock(), [grab_twice])
+    assert result.failure.kind == "deadlock"
+
+
+def grab_twice(lock):
+    lock.acquire()
+    lock.acquire()
+
+
+def decrement(state):
+    state.data["num"] -= 1
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_proxy_sent_to_task_processes_keeps_the_counts_right(method):
+    """Each task process increfs the dict as it unpickles (or inherits) the
+    proxy and gives the reference back as it exits, as a spawned child's
+    finalizers do: after the run only the test's reference is left."""
+    manager = races.manager()
+    before = objects(manager)
+    made = [SimpleNamespace(data=manager.dict({"num": 2}))]  # made before the run: setup() only returns it
+    result = races.run(lambda: made[0], [decrement, decrement], backend="process", start_method=method)
+    assert not result.failed
+    assert made[0].data["num"] == 0
+    assert objects(manager) == before + 1  # the task processes' references were all given back
+    made.clear()
+    assert objects(manager) == before
