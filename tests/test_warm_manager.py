@@ -3,7 +3,7 @@ one request, with the server's reference counts exactly as SyncManager's."""
 from __future__ import annotations
 
 import gc
-from multiprocessing.managers import SyncManager
+from multiprocessing.managers import SyncManager, dispatch
 from types import SimpleNamespace
 
 import pytest
@@ -76,3 +76,32 @@ def test_a_proxy_sent_to_task_processes_keeps_the_counts_right(method):
     assert objects(manager) == before + 1  # the task processes' references were all given back
     made.clear()
     assert objects(manager) == before
+
+
+def note_references(state):
+    """The server's count of references to the task's dict, as the task sees it."""
+    proxy = state.data
+    conn = proxy._Client(proxy._token.address, authkey=proxy._authkey)
+    try:
+        info = dispatch(conn, None, "debug_info")
+    finally:
+        conn.close()
+    line = next(line for line in info.splitlines() if line.strip().startswith(proxy._id))
+    state.seen.append(int(line.split("refcount=")[1].split()[0]))
+
+
+@pytest.mark.parametrize("method,expected", [("fork", 1), ("forkserver", 2)])
+def test_a_forked_task_uses_the_controller_s_reference(method, expected):
+    """A fork task inherits its proxies and the controller holds their objects
+    for the whole run: it takes no reference of its own (one request fewer at
+    start and at exit).  A task that unpickles its proxies takes its own."""
+    manager = races.manager()
+
+    def setup():
+        return SimpleNamespace(data=races.manager().dict(), seen=manager.list())
+
+    seen = []
+    result = races.run(lambda: seen.append(setup()) or seen[-1], [note_references], backend="process",
+                       start_method=method)
+    assert not result.failed, result.report()
+    assert list(seen[0].seen) == [expected]

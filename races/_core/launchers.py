@@ -182,6 +182,9 @@ def _fork_child(procs: List[DirectProcess], pipes: List[tuple], k: int) -> None:
             atexit.register(util._exit_function)
         os.close(parent_r)
         os.close(parent_w)
+        from .shared_manager import skip_inherited_increfs
+
+        skip_inherited_increfs()
         code = procs[k].process._bootstrap(parent_sentinel=child_r)
     finally:
         if sys.version_info >= (3, 13):
