@@ -44,8 +44,8 @@ def shutdown() -> None:
     They also stop by themselves when this process exits."""
     from ._core import shared_manager, template, thread_transport
 
+    shared_manager.shutdown()  # first: a Manager server started with fork holds copies of this process's descriptors
     template.shutdown()
-    shared_manager.shutdown()
     thread_transport.shutdown_pool()
 
 

@@ -132,3 +132,28 @@ def test_a_failed_fork_is_a_task_error_and_leaves_no_process(monkeypatch):
         races.run(st.none_setup, [st.raises_value_error] * 3, backend="process", start_method="fork")
     monkeypatch.undo()
     assert task_processes() == []
+
+
+def noop(state):
+    return None
+
+
+def test_a_process_forked_later_does_not_keep_the_template_waiting():
+    """A Manager server started with fork after a template exists (here the
+    warm one of races.manager()) inherits this process's descriptors; it must
+    not hold the template's socket, or the template would never see its end
+    and stopping it would wait, then kill."""
+    from types import SimpleNamespace
+
+    from races._core import shared_manager
+
+    shared_manager.shutdown()  # the fork Manager below is started after the template
+    assert not races.run(lambda: None, [noop], backend="process", start_method="forkserver").failed
+    templates = list(template._templates.values())
+    assert templates
+    result = races.run(lambda: SimpleNamespace(data=races.manager().dict()), [noop], backend="process",
+                       start_method="fork")
+    assert not result.failed
+    template.shutdown()
+    assert [t.process.exitcode for t in templates] == [0] * len(templates)  # ended on EOF, not killed
+    shared_manager.shutdown()

@@ -621,6 +621,30 @@ def service_pids() -> List[int]:
 atexit.register(shutdown)
 
 
+def _forget_templates_in_child() -> None:
+    """A process forked from this one (a ``fork`` task, a Manager server
+    started with ``fork``) holds none of its templates' sockets: a template
+    and its idle children leave when this process closes its ends, and a
+    long-lived child holding copies would keep them waiting (and this
+    process's shutdown with them)."""
+    global _templates_lock
+    _templates_lock = threading.Lock()  # (another thread may have held it at the fork)
+    templates = list(_templates.values())
+    _templates.clear()
+    for template in templates:
+        for _, fd, _ in template.stock:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        template.stock = []
+        template.sock.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_templates_in_child)
+
+
 def _module_of(obj: Any) -> Optional[str]:
     func = getattr(obj, "func", obj)  # functools.partial
     return getattr(func, "__module__", None) or getattr(type(func), "__module__", None)
