@@ -38,13 +38,14 @@ LINGER_MAX = 16  # task processes left exiting at once, at most
 _lingering: Optional[List[Any]] = None
 
 
-def _reap(proc: Any, grace: float) -> Optional[str]:
-    """Wait (bounded) for ``proc`` to exit, killing it if it does not."""
+def _reap(proc: Any, grace: float, what: str = "task process") -> Optional[str]:
+    """Wait (bounded) for ``proc`` to exit, killing it if it does not, and
+    release it; a note when it could not be reaped."""
     try:
         if not proc.wait_exit(grace):
             proc.kill()
             if not proc.wait_exit(grace):
-                return f"task process (pid {proc.pid}) could not be reaped"
+                return f"{what} (pid {proc.pid}) could not be reaped"
         return None
     finally:
         proc.release()
@@ -201,7 +202,7 @@ class ProcessTask(TaskHandle):
         if self._stopped:  # a terminated child is stopped again at the end of the run
             return None
         self._stopped = True
-        handed_over = False
+        released_by_reap = False
         try:
             if self.proc is None:
                 return None
@@ -218,19 +219,15 @@ class ProcessTask(TaskHandle):
                     self.grant(("abort",))
             self._ended()
             self.conn.close()  # EOF for a task still waiting to be told where to exit
+            released_by_reap = True
             if _lingering is not None and self._said_last and not self.threads:
-                handed_over = True  # (an exploration's: see deferred_exits)
-                _lingering.append(self.proc)
-                if len(_lingering) > LINGER_MAX:
-                    return _reap(_lingering.pop(0), grace)
-                return None
-            note = _reap(self.proc, grace)
-            handed_over = True  # (released)
-            return f"task process {self.name!r} (pid {self.proc.pid}) could not be reaped" if note else None
+                _lingering.append(self.proc)  # reaped later (see deferred_exits)
+                return _reap(_lingering.pop(0), grace) if len(_lingering) > LINGER_MAX else None
+            return _reap(self.proc, grace, f"task process {self.name!r}")
         finally:
             if self.conn is not None:
                 self.conn.close()
-            if self.proc is not None and not handed_over:
+            if self.proc is not None and not released_by_reap:
                 self.proc.release()
             if self.dump_path is not None and not self.dump_path.startswith("/proc/"):
                 try:

@@ -168,11 +168,11 @@ def _template_main(sock: socket.socket) -> None:
                     placed = others
                 except OSError:
                     pass
-            # every fork right after the other (each fork write-protects this
-            # process again: less written between forks, fewer faults here)
             # what the template holds is never collected in a child (a
             # collection there would write to every object: copy-on-write faults)
             gc.freeze()
+            # every fork right after the other (each fork write-protects this
+            # process again: less written between forks, fewer faults here)
             pairs = [socket.socketpair() for _ in range(count)]
             pids = []
             failed = None
