@@ -9,8 +9,10 @@ names), ``aligned`` (every task meets at that point), ``aligned+delay``, and
 ``controlled`` (``scenario.run``:
 the forcing schedule, one run, deterministic).  ``-`` means the scenario has
 no ``races.point`` to align or delay at (its window is a sleep, a lock or a
-Manager call, which stress leaves real).  Deadlocks are timeouts: a thread
-cannot be killed, so a deadlocked thread backend stops after its first run.
+Manager call, which stress leaves real).  A bug that hangs a real run (its
+scenario declares ``hangs``) shows as a timeout on processes (2 s a run, the
+processes killed) and is ``(control only)`` on threads: a stuck thread
+cannot be killed.
 A scenario whose real run sleeps for seconds (``interleaved_output``: the
 notes' ``time.sleep(3)``) runs with ``sleep_scale=0.01`` (its sleeps a
 hundredfold shorter, for real); ``--real-sleeps`` keeps them whole.
@@ -18,7 +20,7 @@ hundredfold shorter, for real); ``--real-sleeps`` keeps them whole.
     python bench/bench_stress.py            # 20 runs per cell (minutes: task processes boot for real)
     python bench/bench_stress.py --quick    # 3 runs per cell, a smoke run
     python bench/bench_stress.py --only ticket_oversell --runs 100
-    python bench/bench_stress.py --fidelity --runs 5   # every fix, stressed: must never fail
+    python bench/bench_stress.py --fidelity --runs 5   # every fix must never fail, every bug must show
 """
 from __future__ import annotations
 
@@ -59,9 +61,10 @@ def controlled(scenario, backend: str) -> str:  # type: ignore[no-untyped-def]
     return f"{100.0 if result.failure.kind == scenario.expect else 0.0:5.1f}% {result.failure.kind}"
 
 
-def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-untyped-def]
-    print(f"fixes under races.stress (aligned), {runs} runs each: a fix must never fail")
-    print(f"{'scenario':<25}{'variant':<26}{'backend':<9}{'failures':>9}  outcomes")
+def check_fidelity(names, backends, runs: int, args) -> int:  # type: ignore[no-untyped-def]
+    print(f"the fidelity check: every fix stressed {runs} times (aligned) must never fail; every bug that "
+          f"stress can show must show within {args.bug_runs} aligned runs")
+    print(f"{'scenario':<25}{'variant':<26}{'backend':<9}{'runs':>6}{'failures':>9}  outcomes / verdict")
     bad = 0
     for name in names:
         scenario = scenarios.load(name)
@@ -71,12 +74,15 @@ def check_fixes(names, backends, runs: int, args) -> int:  # type: ignore[no-unt
         if seconds > 1 and args.real_sleeps:  # a fix that serialises its tasks takes a multiple of this
             timeout = max(timeout, 4 * seconds)
             n = min(runs, 2)
-        for row in fidelity(scenario, runs=n, backends=backends, buggy=False, timeout=timeout,
+        for row in fidelity(scenario, runs=n, bug_runs=args.bug_runs, backends=backends, timeout=timeout,
                             start_method=args.start_method, **sleep_options(scenario, args)):
             bad += not row.ok
-            flag = "" if row.ok else "  <-- FAILS FOR REAL"
-            print(f"{name:<25}{row.variant:<26}{row.backend:<9}{row.failures:>9}  {row.outcomes}{flag}", flush=True)
+            shown = row.note if row.skipped else f"{row.outcomes}"
+            verdict = "" if row.ok else f"  <-- {row.verdict}"
+            print(f"{name:<25}{row.variant:<26}{row.backend:<9}{row.runs:>6}{row.failures:>9}  {shown}{verdict}",
+                  flush=True)
     races.shutdown()
+    print("fidelity: " + (f"{bad} row(s) FAILED" if bad else "every fix held and every bug stress can show showed"))
     return 1 if bad else 0
 
 
@@ -91,13 +97,16 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
     parser.add_argument("--real-sleeps", action="store_true",
                         help="keep the scenarios' real sleeps whole (interleaved_output: 6 s a run)")
     parser.add_argument("--fidelity", action="store_true",
-                        help="instead: stress every fix (aligned) and report any that fails for real")
+                        help="instead: the fidelity check (every fix stressed --runs times must not fail; every "
+                        "bug stress can show must show within --bug-runs aligned runs); exit 1 otherwise")
+    parser.add_argument("--bug-runs", type=int, default=1000,
+                        help="with --fidelity: aligned runs a bug gets to show itself (default 1000)")
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.quick else 20)
     names = args.only or list(scenarios.NAMES)
     backends = [b for b in args.backends.split(",") if b]
     if args.fidelity:
-        return check_fixes(names, backends, runs, args)
+        return check_fidelity(names, backends, runs, args)
 
     print(f"buggy-variant failure rate under races.stress, {runs} runs per cell "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
@@ -108,10 +117,7 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     for name in names:
         scenario = scenarios.load(name)
-        settings = stress_settings(scenario)
-        if settings["why_not"]:
-            notes.append(f"{name}: {settings['why_not']}")
-        timeout = 1.0 if scenario.expect in ("deadlock", "blocked") else args.timeout
+        timeout = args.timeout  # a bug declared to hang gets stress_settings' short timeout on processes
         slept = sleep_options(scenario, args)
         if slept:
             notes.append(f"{name}: real sleeps scaled by {SLEEP_SCALE} (--real-sleeps keeps them)")
@@ -119,12 +125,14 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
             if backend not in scenario.backends:
                 continue
             row = f"{name:<25}{backend:<9}"
-            if settings["why_not"]:  # only control shows it: a real run would hang or say nothing
+            settings = stress_settings(scenario, backend=backend)
+            if settings["why_not"]:
+                notes.append(f"{name} {backend}: {settings['why_not']}")  # only control shows it: a real run would hang or say nothing
                 print(row + "".join(f"{'(control only)':<19}" for _ in MODES) + controlled(scenario, backend),
                       flush=True)
                 continue
             for _mode, aligned, delayed in MODES:
-                chosen = stress_settings(scenario, aligned, delayed)
+                chosen = stress_settings(scenario, aligned, delayed, backend)
                 if (aligned or delayed) and chosen["align"] is None and chosen["delays"] is None:
                     row += f"{'-':<19}"
                     continue

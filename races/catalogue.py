@@ -34,7 +34,7 @@ import races
 from races._core.runner import default_start_method
 from races.scenario import Scenario
 
-DEFAULT_MAX_SCHEDULES = 200
+DEFAULT_MAX_SCHEDULES = 100  # per exploration (races run --max-schedules)
 DEFAULT_STRESS_SECONDS = 1.0  # a stressed variant stops after this, having made at least one run
 
 
@@ -209,10 +209,13 @@ def check(
     stress_runs: int = 0,
     stress_seconds: float = DEFAULT_STRESS_SECONDS,
     stress_budget_left: bool = True,
+    fix_schedules: int | None = None,
 ) -> dict[str, Any]:
     """One row of ``races run``: does the bug reproduce, do the fixes hold, what
     does the race detector flag on a serial run, and (``stress_runs`` > 0) how
-    often does the bug show in real parallel runs (see :func:`stress_row`)?"""
+    often does the bug show in real parallel runs (see :func:`stress_row`)?
+    Exploration looks for the bug within ``max_schedules`` and verifies each
+    fix within ``fix_schedules`` (default: ``max_schedules``)."""
     scenario = load_scenario(name)
     opts = run_options(backend, start_method)
     started = time.monotonic()
@@ -248,7 +251,7 @@ def check(
     explore_started = time.monotonic()
     if explore_runs and explore_available():
         try:
-            row["explored"] = _explore_row(name, scenario, opts, max_schedules)
+            row["explored"] = _explore_row(name, scenario, opts, max_schedules, fix_schedules)
         except Exception as exc:  # noqa: BLE001 -- shown in the row, and the row fails
             row["explored"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     row["ok"] = (
@@ -290,7 +293,7 @@ def stress_row(
     from .stress_mode import stress_scenario, stress_settings
 
     conf = dict(scenario.options.get("stress") or {})
-    settings = stress_settings(scenario, aligned=True, delayed=True)
+    settings = stress_settings(scenario, aligned=True, delayed=True, backend=backend)
     if settings["why_not"]:
         return {"why_not": settings["why_not"]}
     if float(conf.get("seconds", 0)) > seconds:
@@ -319,11 +322,16 @@ def stress_row(
             "fixes": {fix: one(f"fixed:{fix}") for fix in scenario.fixes}}
 
 
-def _explore_row(name: str, scenario: Scenario, opts: dict[str, Any], max_schedules: int) -> dict[str, Any]:
-    settings = {"strategy": "dfs", "max_schedules": max_schedules, "preemption_bound": 2, **opts}
+def _explore_row(name: str, scenario: Scenario, opts: dict[str, Any], max_schedules: int,
+                 fix_schedules: int | None = None) -> dict[str, Any]:
+    # no preemption bound: dfs then takes the schedules a few deviations from the
+    # default order first (delay bounding), so a bug one switch away is met within
+    # a few dozen schedules even with ten tasks; a bound would spend the budget on
+    # the many switch-free orders first
+    settings = {"strategy": "dfs", "max_schedules": max_schedules, "preemption_bound": None, **opts}
 
-    def one(variant: str) -> dict[str, Any]:
-        result = explore(as_target(scenario, name, variant), **settings)
+    def one(variant: str, schedules: int = max_schedules) -> dict[str, Any]:
+        result = explore(as_target(scenario, name, variant), **{**settings, "max_schedules": schedules})
         return {
             "failed": bool(result.failed),
             "kind": _kind(result),
@@ -333,7 +341,9 @@ def _explore_row(name: str, scenario: Scenario, opts: dict[str, Any], max_schedu
         }
 
     bug = one("buggy")
-    return {**bug, "found": bug["kind"] == scenario.expect, "fixes": {f: one(f"fixed:{f}") for f in scenario.fixes}}
+    per_fix = max_schedules if fix_schedules is None else fix_schedules
+    return {**bug, "found": bug["kind"] == scenario.expect,
+            "fixes": {f: one(f"fixed:{f}", per_fix) for f in scenario.fixes}}
 
 
 def format_row(row: dict[str, Any]) -> list[str]:
@@ -346,7 +356,8 @@ def format_row(row: dict[str, Any]) -> list[str]:
     elif "error" in explored:
         found, verified = f"explore raised {explored['error']}"[:60], "-"
     else:
-        runs = f"{explored['schedules']} schedules{', exhaustive' if explored['exhaustive'] else ''}"
+        count = explored["schedules"]
+        runs = f"{count} schedule{'' if count == 1 else 's'}{', exhaustive' if explored['exhaustive'] else ''}"
         if explored["found"]:
             found = f"yes ({runs})"
         else:
@@ -400,12 +411,17 @@ def _stress_doc(scenario: Scenario) -> str:
     conf = dict(scenario.options.get("stress") or {})
     if not conf:
         return "not declared"
-    if conf.get("why_not"):
-        return f"not stressed: {conf['why_not']}"
+    why_not = conf.get("why_not")
+    if isinstance(why_not, str) and why_not:
+        return f"not stressed: {why_not}"
+    if conf.get("hangs"):
+        return (f"{conf['hangs']} hangs a real run: on processes stress shows it as a timeout (stacks dumped, "
+                "processes killed); not stressed on threads (a stuck thread cannot be killed)")
     align = f"aligned at `{conf['align']}`" if conf.get("align") else "unaligned"
     delays = ", ".join(f"`{k}` {v:g}s" for k, v in (conf.get("delays") or {}).items())
     slow = f"; a real run takes {conf['seconds']:g}s" if conf.get("seconds") else ""
-    return f"real runs, {align}{', delays ' + delays if delays else ''}{slow}"
+    only = "".join(f"; not stressed on {backend}s: {why}" for backend, why in (why_not or {}).items())
+    return f"real runs, {align}{', delays ' + delays if delays else ''}{slow}{only}"
 
 
 def docs_path() -> Path:

@@ -32,7 +32,8 @@ did not hold, an exploration or a replay found a failure, docs are stale),
 """
 
 
-DEFAULT_MAX_SCHEDULES = 10  # with the budget, keeps the whole catalogue under a minute
+DEFAULT_MAX_SCHEDULES = 100  # finds every catalogue bug (the first few dozen schedules); fixes get this many
+DEFAULT_PROCESS_SCHEDULES = 10  # a fix's exploration on processes (a run there is ~10x a thread run)
 DEFAULT_EXPLORE_BUDGET = 30.0
 DEFAULT_STRESS_RUNS = 10
 DEFAULT_STRESS_BUDGET = 10.0
@@ -68,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore-budget", type=float, default=DEFAULT_EXPLORE_BUDGET, metavar="SECONDS",
                    help="stop exploring once this much time went to it; later rows show 'skipped' "
                    f"(default: {DEFAULT_EXPLORE_BUDGET:g})")
-    p.add_argument("--explore-processes", action="store_true",
-                   help="explore on the process backend too (default: thread rows only; the schedules "
-                   "are the same, a process run is slower)")
+    p.add_argument("--process-schedules", type=int, default=DEFAULT_PROCESS_SCHEDULES, metavar="N",
+                   help="schedules per fix's exploration on the process backend, where a run costs more (the "
+                   f"bug's search there still gets --max-schedules; default: {DEFAULT_PROCESS_SCHEDULES}; "
+                   "0: explore on threads only)")
     p.add_argument("--no-explore", action="store_true", help="skip the exploration columns")
     p.add_argument("--stress-runs", type=int, default=DEFAULT_STRESS_RUNS, metavar="N",
                    help="real parallel runs (races.stress, as each scenario's options['stress'] declares) of "
@@ -107,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "declared alignment, else none)")
     p.add_argument("--delay", action="append", default=[], metavar="TASK:POINT=SECONDS",
                    help="a real sleep at a point, to widen a window (repeatable; POINT=SECONDS for every task)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per run (default: 5)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="per run (default: 5; a Scenario's bug declared to hang: 2 on processes)")
+    p.add_argument("--stop-on-first", action="store_true", help="stop at the first failing run")
+    p.add_argument("--show-output", action="store_true",
+                   help="let the runs print to the terminal (default: kept, the first failing run's in the report)")
 
     p = sub.add_parser("docs", help="write docs/scenarios.md from the scenario modules")
     p.add_argument("--check", action="store_true", help="exit 1 if the file is not current; write nothing")
@@ -152,6 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         return _error(f"--repeat must be at least 1, not {args.repeat}")
+    for option in ("max_schedules", "process_schedules"):
+        if getattr(args, option) < (1 if option == "max_schedules" else 0):
+            least = 1 if option == "max_schedules" else 0
+            return _error(f"--{option.replace('_', '-')} must be at least {least}, not {getattr(args, option)}")
     if args.stress_runs < 0:
         return _error(f"--stress-runs must be 0 or more, not {args.stress_runs}")
     names = args.names or catalogue.scenario_names()
@@ -165,13 +175,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     stressed = 0.0  # seconds spent stressing
     for i, (name, backend) in enumerate(jobs, start=1):
         print(f"races run: [{i}/{len(jobs)}] {name} ({backend}) ...", file=sys.stderr, end=" ", flush=True)
-        explore = not args.no_explore and (backend == "thread" or args.explore_processes)
+        explore = not args.no_explore and (backend == "thread" or args.process_schedules > 0)
         within_budget = spent < args.explore_budget
         stress = args.stress_runs > 0 and (backend == "thread" or args.stress_processes)
         stress_within_budget = stressed < args.stress_budget
         row = catalogue.check(
             name, backend, args.start_method, args.repeat, args.max_schedules, explore and within_budget,
             stress_runs=args.stress_runs if stress else 0, stress_budget_left=stress_within_budget,
+            fix_schedules=args.process_schedules if backend == "process" else None,
         )
         spent += row["explore_seconds"]
         stressed += row["stress_seconds"]
@@ -241,20 +252,26 @@ def cmd_stress(args: argparse.Namespace) -> int:
 
     obj = load_object(args.target)
     target = as_target(obj, args.target, args.variant)
-    align, delays = args.align, _delays(args.delay)
-    if align is None and not delays and hasattr(obj, "options"):
-        declared = stress_settings(obj)
-        align, delays = declared["align"], declared["delays"]
+    align, delays, timeout, notes = args.align, _delays(args.delay), args.timeout, []
+    if hasattr(obj, "options"):  # a Scenario: what it declares for stress on this backend
+        declared = stress_settings(obj, backend=args.backend)
+        if align is None and not delays:
+            align, delays = declared["align"], declared["delays"]
+        if args.variant == "buggy" and declared["timeout"] is not None:
+            timeout = min(timeout, declared["timeout"])
+        if args.variant == "buggy" and declared["why_not"]:
+            notes.append(f"note: why stress may not show it: {declared['why_not']}")
     if args.runs < 1:
         return _error("--runs must be at least 1")
     try:
         result = stress(
             target.setup, target.tasks, target.invariant, runs=args.runs, align=align, delays=delays,
-            timeout=args.timeout, teardown=target.teardown, **_options(args),
+            timeout=timeout, teardown=target.teardown, stop_on_first=args.stop_on_first,
+            capture_output=not args.show_output, **_options(args),
         )
     except ValueError as exc:
         return _error(str(exc))
-    print(result.report())
+    print("\n".join([result.report(), *notes]))
     return 1 if result.failures else 0
 
 

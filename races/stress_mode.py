@@ -61,6 +61,7 @@ The module is ``races.stress_mode``; the package exports the function as
 """
 from __future__ import annotations
 
+from contextlib import nullcontext, suppress
 import faulthandler
 import gc
 import multiprocessing
@@ -81,6 +82,7 @@ from typing import Any
 
 from . import _stress_hook
 from ._core import patches as _patches
+from ._stress_output import captured_fds, read_output, send_fds_to
 from ._stress_sleep import check_scale, scaled_sleep
 
 _real_sleep = _patches.real_sleep
@@ -91,7 +93,12 @@ DEFAULT_ALIGN_TIMEOUT = 0.1
 DEFAULT_DELAY = 0.01
 _STACK_READ_LIMIT = 1.0
 _BOOT_TIMEOUT = 30.0  # a task process must import and unpickle its task within this
-_NOT_POINTS = frozenset({"sleep", "acquire", "release", "locked", "start", "wait", "notify", "notify_all"})
+# step names that are operations of the controlled primitives, not races.point names
+_NOT_POINTS = frozenset({
+    "sleep", "acquire", "release", "locked", "start", "wait", "notify", "notify_all", "put", "get",
+    "put_nowait", "get_nowait", "join", "task_done", "empty", "full", "qsize", "send", "recv", "poll", "set",
+    "clear", "is_set", "terminate", "kill", "close", "join_thread",
+})
 
 
 # -- the point hook ----------------------------------------------------------------
@@ -144,14 +151,17 @@ class _StressTask:
 
 @dataclass
 class StressFailure:
-    """The first failing run: its kind, a one-line message and the long text
-    (a traceback, the stacks at a timeout, a crashed child's output)."""
+    """The first failing run: its kind, a one-line message, the long text (a
+    traceback, the stacks at a timeout, a crashed child's output) and what the
+    run printed (``captured``: the tasks' stdout and stderr and those of the
+    processes they started; see :mod:`races._stress_output`)."""
 
     kind: str
     message: str
     output: str = ""
     run: int = 0
     task: str | None = None
+    captured: str = ""
 
     def __str__(self) -> str:
         return f"run {self.run}: {self.kind}: {self.message}"
@@ -198,6 +208,9 @@ class StressResult:
             lines.append(f"first failure: {self.first_failure}")
             if self.first_failure.output:
                 lines.append(self.first_failure.output.rstrip())
+            if self.first_failure.captured:
+                lines.append(f"what run {self.first_failure.run} printed:")
+                lines.append(self.first_failure.captured.rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -411,6 +424,7 @@ class _Run:
         self.stuck_threads = 0
         self.misaligned = False  # the align barrier broke: this run was not aligned
         self.notes: list[str] = []
+        self.printed: list[tuple[str, str]] = []  # (label, path) of the files its output went to
 
     def fail(self, kind: str, message: str, output: str = "", task: str | None = None) -> None:
         order = {k: i for i, k in enumerate(("timeout", "crash", "exception", "invariant"))}
@@ -522,9 +536,11 @@ def _run_thread_tasks(names, targets, state, align, delays, align_timeout, timeo
 def _process_main(
     name: str, target: Callable, state: Any, conn: Any, gate: Any, barrier: Any, align_point: str | None,
     delays: dict[str, float], align_timeout: float, shared: dict[str, Any], stack_path: str,
-    sleep_scale: float | None = None,
+    sleep_scale: float | None = None, output_path: str | None = None,
 ) -> None:
     """Entry point of a stress task process."""
+    if output_path is not None:
+        send_fds_to(output_path)
     dump = open(stack_path, "w")  # noqa: SIM115 - lives as long as the process
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
@@ -605,7 +621,7 @@ def _read_stack(path: str, limit: float) -> str:
 
 
 def _run_processes(ctx, names, targets, state, align, delays, align_timeout, timeout, run: _Run,  # type: ignore[no-untyped-def]
-                   folder: str, sleep_scale: float | None = None) -> None:
+                   folder: str, sleep_scale: float | None = None, capture_output: bool = True) -> None:
     n = len(names)
     gate = ctx.Barrier(n, timeout=max(_BOOT_TIMEOUT, timeout))
     barrier = ctx.Barrier(len(align), timeout=align_timeout) if align else None
@@ -617,11 +633,16 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
         for i, (name, target) in enumerate(zip(names, targets)):
             reader, writer = ctx.Pipe(duplex=False)
             path = os.path.join(folder, f"task{i}.stack")
+            output_path = os.path.join(folder, f"task{i}.out") if capture_output else None
+            if output_path is not None:
+                with suppress(FileNotFoundError):
+                    os.unlink(output_path)  # the last run's: a task that dies before it starts prints nothing
+                run.printed.append((f"task {name}", output_path))
             # not a daemon: a task may start processes of its own (a daemon may not); reaped below
             proc = ctx.Process(
                 target=_process_main, name=f"races-stress:{name}", daemon=False,
                 args=(name, target, state, writer, gate, barrier, align.get(name), delays, align_timeout,
-                      shared, path, sleep_scale),
+                      shared, path, sleep_scale, output_path),
             )
             proc.start()
             writer.close()
@@ -758,6 +779,8 @@ def stress(
     teardown: Callable[[Any], Any] | None = None,
     align_timeout: float = DEFAULT_ALIGN_TIMEOUT,
     sleep_scale: float | None = None,
+    stop_on_first: bool | str = False,
+    capture_output: bool = True,
 ) -> StressResult:
     """Run ``tasks`` in parallel for real ``runs`` times and count the outcomes.
 
@@ -768,6 +791,12 @@ def stress(
     the align point (then the run goes on unaligned).  ``sleep_scale``: the
     tasks' ``time.sleep(t)`` sleeps ``t * sleep_scale`` for real (see
     :mod:`races._stress_sleep`), for programs whose real sleeps are too long.
+    ``stop_on_first``: True stops after the first failing run, a failure kind
+    (``"invariant"``...) after the first run that fails that way; ``runs`` is
+    then a cap (``StressResult.runs`` says how many were made).
+    ``capture_output``: keep what each run prints (file descriptors 1 and 2 of
+    the tasks and of what they start) off the terminal; the first failing
+    run's is ``first_failure.captured``.  False lets it through, as printed.
     """
     from ._core.errors import SetupError, TaskError
     from ._core.runner import _active_context, _check_options, normalize_tasks
@@ -776,6 +805,9 @@ def stress(
     _check_options(backend, start_method, timeout)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be a positive number of runs, not {runs!r}")
+    if not isinstance(stop_on_first, bool) and stop_on_first not in FAILURE_KINDS:
+        raise ValueError(f"stop_on_first must be True, False or a failure kind ({', '.join(FAILURE_KINDS)}), "
+                         f"not {stop_on_first!r}")
     if not isinstance(align_timeout, (int, float)) or align_timeout <= 0:
         raise ValueError(f"align_timeout must be a positive number of seconds, not {align_timeout!r}")
     if not callable(setup):
@@ -799,7 +831,8 @@ def stress(
     done = 0
     unaligned = 0
     started = _monotonic()
-    folder = tempfile.mkdtemp(prefix="races-stress-") if backend == "process" else ""
+    folder = tempfile.mkdtemp(prefix="races-stress-") if backend == "process" or capture_output else ""
+    printed = os.path.join(folder, "run.out") if backend == "thread" and capture_output else None
     _hooks.enter()
     try:
         for index in range(runs):
@@ -815,11 +848,12 @@ def stress(
             run = _Run()
             try:
                 if backend == "thread":
-                    with scaled_sleep(scale):
+                    with scaled_sleep(scale), (captured_fds(printed) if printed else nullcontext()):
                         _run_threads(names, targets, state, align_map, delay_map, align_timeout, timeout, run)
+                    run.printed = [("", printed)] if printed else []
                 else:
                     _run_processes(ctx, names, targets, state, align_map, delay_map, align_timeout, timeout,
-                                   run, folder, scale)
+                                   run, folder, scale, capture_output)
                 outcome: Hashable = run.kind or "ok"
                 if run.kind is None and invariant is not None:
                     outcome = _check_invariant(invariant, state, run)
@@ -834,7 +868,7 @@ def stress(
             done += 1
             unaligned += run.misaligned
             if run.kind is not None and first is None:
-                first = StressFailure(run.kind, run.message, run.output, index, run.task)
+                first = StressFailure(run.kind, run.message, run.output, index, run.task, read_output(run.printed))
             for note in run.notes:
                 if note not in notes:
                     notes.append(note)
@@ -843,6 +877,9 @@ def stress(
                     f"run {index} timed out with {run.stuck_threads} task thread(s) stuck; threads cannot be "
                     f"killed, so the remaining {runs - done} run(s) were not made"
                 )
+                break
+            if (stop_on_first is True and _is_failure(outcome)) or \
+                    (isinstance(stop_on_first, str) and outcome == stop_on_first):
                 break
     finally:
         _hooks.leave()
@@ -871,10 +908,28 @@ def scenario_points(scenario: Any) -> list[str]:
     return out
 
 
-def stress_settings(scenario: Any, aligned: bool = True, delayed: bool = False) -> dict[str, Any]:
-    """``align`` and ``delays`` for a scenario: ``scenario.options["stress"]`` when it
-    has them, else alignment at the points its forcing schedule names and a
-    ``DEFAULT_DELAY`` there."""
+HANG_TIMEOUT = 2.0  # a real run of a bug that hangs: its timeout, once every task has started
+
+
+def stress_settings(scenario: Any, aligned: bool = True, delayed: bool = False,
+                    backend: str | None = None) -> dict[str, Any]:
+    """How to stress ``scenario`` on ``backend``: ``align`` and ``delays`` from
+    ``scenario.options["stress"]`` when it has them, else alignment at the
+    points its forcing schedule names and a ``DEFAULT_DELAY`` there.
+
+    Also from the declaration: ``why_not`` (only control shows the bug; a
+    dict backend -> reason when that holds on some backends only),
+    ``fix_limits`` (backend -> why a fix cannot be stressed there) and
+    ``shows_as``, the failure kind a real run shows the bug as (default: the
+    kind the scenario expects under control; they differ when the controlled
+    harness sees inside a process that a real run cannot, e.g. an exception a
+    daemon's own child raises).  ``hangs`` (what hangs, e.g. ``"its fourth
+    put"``) declares a bug that hangs a real run: on processes stress shows
+    it as a ``timeout`` (the tasks' stacks dumped, the processes killed,
+    ``timeout`` is then :data:`HANG_TIMEOUT`); on threads it is ``why_not``,
+    since a stuck thread cannot be killed.  ``backend=None`` answers for
+    threads.
+    """
     conf = dict(scenario.options.get("stress", {}) or {})
     points = scenario_points(scenario)
     align = conf.get("align", points[0] if len(points) == 1 else None) if aligned else None
@@ -889,8 +944,17 @@ def stress_settings(scenario: Any, aligned: bool = True, delayed: bool = False) 
             else:
                 targets = points
             delays = {p: DEFAULT_DELAY for p in targets} or None
-    return {"align": align, "delays": delays, "why_not": conf.get("why_not"),
-            "fix_limits": dict(conf.get("fix_limits") or {})}
+    why_not, shows_as, timeout = conf.get("why_not"), conf.get("shows_as") or scenario.expect, None
+    if isinstance(why_not, Mapping):  # backend -> why only control shows it there
+        why_not = why_not.get(backend or "thread")
+    if conf.get("hangs"):
+        if backend == "process":
+            shows_as, timeout = "timeout", HANG_TIMEOUT
+        else:
+            why_not = (f"{conf['hangs']} would hang a real run for good, and a stuck thread cannot be killed "
+                       "(on processes, stress shows it as a timeout)")
+    return {"align": align, "delays": delays, "why_not": why_not,
+            "fix_limits": dict(conf.get("fix_limits") or {}), "shows_as": shows_as, "timeout": timeout}
 
 
 def stress_scenario(
@@ -902,14 +966,17 @@ def stress_scenario(
     delayed: bool = False,
     **options: Any,
 ) -> StressResult:
-    """Stress one variant of a :class:`races.Scenario` (see :func:`stress_settings`)."""
-    settings = stress_settings(scenario, aligned, delayed)
+    """Stress one variant of a :class:`races.Scenario` (see :func:`stress_settings`;
+    a buggy variant that hangs for real gets its short ``timeout``)."""
+    settings = stress_settings(scenario, aligned, delayed, backend)
+    if variant == "buggy" and settings["timeout"] is not None:
+        options["timeout"] = min(options.get("timeout", settings["timeout"]), settings["timeout"])
     result = stress(
         scenario.setup, scenario.tasks_for(variant), scenario.invariant, runs=runs, backend=backend,
         align=options.pop("align", settings["align"]), delays=options.pop("delays", settings["delays"]),
         teardown=scenario.teardown, **options,
     )
-    if settings["why_not"]:
+    if settings["why_not"] and variant == "buggy":
         result.notes.append(f"why stress may not show it: {settings['why_not']}")
     return result
 
@@ -926,63 +993,86 @@ class FidelityRow:
     rate: float
     outcomes: dict[Hashable, int]
     note: str = ""
+    expect: str | None = None  # the buggy variant: the failure kind the model reproduces
 
     @property
     def timeouts(self) -> int:
         return self.outcomes.get("timeout", 0)
 
     @property
+    def skipped(self) -> bool:
+        return self.runs == 0
+
+    @property
     def ok(self) -> bool:
-        """A fix must never fail under stress; a buggy variant may (that is its rate)."""
-        return self.variant == "buggy" or self.failures == 0
+        """A fix must never fail under stress; a buggy variant must show its
+        failure (the kind its scenario expects) in some run, unless skipped."""
+        if self.variant != "buggy":
+            return self.failures == 0
+        return self.skipped or self.outcomes.get(self.expect or "", 0) > 0
+
+    @property
+    def verdict(self) -> str:
+        if self.ok:
+            return "skipped" if self.skipped else "ok"
+        if self.variant != "buggy":
+            return "FAILS FOR REAL: the model says this fix holds"
+        return (f"NEVER SHOWN: the model reproduces {self.expect!r} but {self.runs} aligned real run(s) "
+                "never did (declare why_not if only control can show it)")
 
 
 def fidelity(
     scenario: Any,
     runs: int = 20,
     backends: Sequence[str] = ("thread", "process"),
-    fix_runs: int | None = None,
+    bug_runs: int = 1000,
     buggy: bool = True,
     **options: Any,
 ) -> list[FidelityRow]:
-    """Stress every variant of ``scenario`` on each backend it applies to, aligned
-    as :func:`stress_settings` says: the buggy rate and each fix's failures (which
-    must be 0: a fix that fails for real is a scenario whose control lies).
+    """Check the controlled model against reality: stress every variant of
+    ``scenario`` on each backend it applies to, aligned as
+    :func:`stress_settings` says.
 
-    ``fix_runs`` (default ``runs``) for the fixes; ``buggy=False`` skips the buggy
-    variant.  A buggy variant expected to deadlock is skipped on the thread
-    backend: its threads would stay blocked for good (threads cannot be killed).
-    A scenario that declares ``why_not`` (its bug can only be shown under
-    control) has its buggy variant skipped, with that reason in the row's note;
-    its fixes are stressed like any other, except on a backend named in its
-    ``fix_limits`` (backend -> why stress cannot run them there: a limit of
-    stress mode, not of the model), which gets a skipped row with that reason.
-    ``options`` go to :func:`stress` (``timeout``, ``start_method``...).
+    Each fix runs ``runs`` times and must never fail (a fix that fails for
+    real is a scenario whose control lies).  The buggy variant runs until it
+    fails the way the scenario expects (its ``shows_as``, see
+    :func:`stress_settings`), at most ``bug_runs`` times: a bug the model reproduces that real runs never show is a model
+    (or a declaration) that is wrong too.  ``buggy=False`` skips the buggy
+    variant.  A bug declared to hang (``hangs``) must show as a ``timeout`` on
+    processes; it is skipped on threads (a stuck thread cannot be killed),
+    with the reason in the row's note, and so is a bug whose scenario
+    declares ``why_not`` (it can only be shown under control).  A fix is
+    skipped on a backend named in the scenario's ``fix_limits`` (backend ->
+    why stress cannot run it there: a limit of stress mode, not of the
+    model).  ``options`` go to :func:`stress` (``timeout``, ``start_method``...).
     """
     rows = []
-    settings = stress_settings(scenario)
-    why_not, limits = settings["why_not"], settings["fix_limits"]
     for backend in backends:
         if backend not in scenario.backends:
             continue
+        settings = stress_settings(scenario, backend=backend)
+        why_not, limits, shows_as = settings["why_not"], settings["fix_limits"], settings["shows_as"]
         for variant in scenario.variants():
+            expect = shows_as if variant == "buggy" else None
+
+            def skipped(why: str) -> FidelityRow:
+                return FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {}, f"skipped: {why}", expect)
+
             if variant == "buggy" and not buggy:
                 continue
             if variant == "buggy" and why_not:
-                rows.append(FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {}, f"skipped: {why_not}"))
-                continue
-            if variant != "buggy" and backend in limits:
-                rows.append(FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {},
-                                        f"skipped: {limits[backend]}"))
-                continue
-            if variant == "buggy" and backend == "thread" and scenario.expect == "deadlock":
-                rows.append(FidelityRow(scenario.name, variant, backend, 0, 0, 0.0, {},
-                                        "skipped: a deadlocked thread cannot be killed"))
-                continue
-            n = runs if variant == "buggy" or fix_runs is None else fix_runs
-            result = stress_scenario(scenario, variant, runs=n, backend=backend, aligned=True, **options)
-            rows.append(FidelityRow(scenario.name, variant, backend, result.runs, result.failures, result.rate,
-                                    dict(result.outcomes), "; ".join(result.notes)))
+                rows.append(skipped(why_not))
+            elif variant != "buggy" and backend in limits:
+                rows.append(skipped(limits[backend]))
+            elif variant == "buggy" and backend == "thread" and scenario.expect == "deadlock":
+                rows.append(skipped("a deadlocked thread cannot be killed"))
+            else:
+                bug = variant == "buggy"
+                result = stress_scenario(scenario, variant, runs=bug_runs if bug else runs, backend=backend,
+                                         aligned=True, **({"stop_on_first": shows_as} if bug else {}),
+                                         **options)
+                rows.append(FidelityRow(scenario.name, variant, backend, result.runs, result.failures,
+                                        result.rate, dict(result.outcomes), "; ".join(result.notes), expect))
     return rows
 
 

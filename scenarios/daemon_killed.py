@@ -85,9 +85,9 @@ SCENARIO = Scenario(
     schedule=["main:sleep", "main/Process-1:sleep", "main"],
     expect="invariant",
     invariant=child_said_both_lines,
-    options={"stress": {"why_not": (
-        "a daemon is killed when its parent process exits; a stress task is a "
-        "thread of a process that lives on, so its daemon is never cut off for "
-        "real"
-    )}},
+    options={"stress": {"align": None, "delays": {}, "seconds": 2.0, "why_not": {"thread": (
+        "a daemon is killed when its parent process exits; a thread task's "
+        "process lives on, so its daemon is never cut off for real (a process "
+        "task's is: stress shows it on processes)"
+    )}}},
 )

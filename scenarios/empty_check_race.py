@@ -13,7 +13,9 @@ waits for a dish that never comes.  Uncontrolled, both checks must fall in
 the gap of a few microseconds before the first ``get``, so the program
 hangs only now and then.  The schedule ``["eater1:get", "eater2:get"]`` runs
 each eater up to its ``get``, past its check: the second eater is then
-``blocked`` in ``get``, every time.  (Exploration meets a second way too:
+``blocked`` in ``get``, every time.  For real (``races.stress``, process
+tasks) both eaters line up at ``races.point("checked")``, past the check,
+and the loser's ``get`` hangs until stress's timeout.  (Exploration meets a second way too:
 both eaters ask while the dish is still in the feeder thread's buffer, both
 hear "empty", and nobody eats.)
 
@@ -47,6 +49,7 @@ def setup():
 
 def eat_if_not_empty(state):
     if not state.q.empty():  # the bug: the answer may be stale by the next line
+        races.point("checked")
         state.eaten.append(state.q.get())
 
 
@@ -70,8 +73,5 @@ SCENARIO = Scenario(
     schedule=["eater1:get", "eater2:get"],
     expect="blocked",
     invariant=dish_eaten_once,
-    options={"stress": {"why_not": (
-        "its losing eater's get would hang a real run for good: stress sees "
-        "only a timeout, with no diagnosis, and a stuck thread cannot be killed"
-    )}},
+    options={"stress": {"hangs": "its losing eater's get", "align": "checked", "delays": {}}},
 )

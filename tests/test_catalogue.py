@@ -86,17 +86,26 @@ def test_every_fix_holds(name, backend):
 @pytest.mark.parametrize("name", scenarios.NAMES)
 def test_scenario_declares_how_to_stress_it(name):
     """Issue 8: every scenario says how ``races.stress`` shows its bug for real
-    (``align`` and ``delays``), or why only control shows it (``why_not``)."""
-    conf = scenarios.load(name).options.get("stress")
+    (``align`` and ``delays``), that it hangs a real run (``hangs``: shown as
+    a timeout on processes), or why only control shows it (``why_not``, for
+    every backend or a dict per backend)."""
+    scenario = scenarios.load(name)
+    conf = scenario.options.get("stress")
     assert isinstance(conf, dict), f"{name} has no options['stress']"
-    if "why_not" in conf:
-        assert isinstance(conf["why_not"], str) and len(conf["why_not"]) > 20
-        assert "align" not in conf and "delays" not in conf
+    why_not = conf.get("why_not")
+    if isinstance(why_not, str):
+        assert len(why_not) > 20 and set(conf) <= {"why_not", "fix_limits"}
+    elif "hangs" in conf:
+        assert isinstance(conf["hangs"], str) and set(conf) <= {"hangs", "align", "delays", "fix_limits"}
     else:
-        assert {"align", "delays"} <= set(conf) <= {"align", "delays", "seconds"}
+        assert {"align", "delays"} <= set(conf) <= {"align", "delays", "seconds", "shows_as", "why_not", "fix_limits"}
+        assert conf.get("shows_as", "invariant") in races.FAILURE_KINDS
         assert isinstance(conf["delays"], dict)
-    if scenarios.load(name).expect in ("deadlock", "blocked"):
-        assert "why_not" in conf, "a run that hangs cannot be stressed on threads"
+        assert why_not is None or (set(why_not) < set(scenario.backends)
+                                   and all(len(why) > 20 for why in why_not.values()))
+    assert set(conf.get("fix_limits", {})) <= set(scenario.backends)
+    if scenario.expect in ("deadlock", "blocked"):
+        assert "hangs" in conf, "a run that hangs cannot be stressed on threads: declare what hangs"
 
 
 def test_the_stress_declaration_is_not_a_run_option(monkeypatch):
@@ -119,21 +128,19 @@ def test_the_stress_declaration_is_not_a_run_option(monkeypatch):
 
 
 STRESSED = [name for name in scenarios.NAMES
-            if "why_not" not in scenarios.load(name).options["stress"]
+            if not any(k in scenarios.load(name).options["stress"] for k in ("why_not", "hangs"))
             and not scenarios.load(name).options["stress"].get("seconds")]
 
 
 @pytest.mark.parametrize("name", STRESSED)
 def test_declared_stress_shows_the_bug_and_no_fix_fails(name):
-    """Under its declaration the bug fails some of three real thread runs, and no
-    fix ever does (lock_granularity's window has no point to align at and fails
-    only a few real runs in a hundred: only its fix is checked here)."""
+    """Under its declaration (aligned, delayed) the bug fails some of three real
+    thread runs, and no fix ever does."""
     from races.stress_mode import stress_scenario
 
     scenario = scenarios.load(name)
-    if name != "lock_granularity":
-        bug = stress_scenario(scenario, "buggy", runs=3, backend="thread", delayed=True)
-        assert bug.failures >= 1, bug.report()
+    bug = stress_scenario(scenario, "buggy", runs=3, backend="thread", delayed=True)
+    assert bug.failures >= 1, bug.report()
     for fix in scenario.fixes:
         fixed = stress_scenario(scenario, f"fixed:{fix}", runs=1, backend="thread", delayed=True)
         assert fixed.failures == 0, fixed.report()

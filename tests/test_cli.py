@@ -101,7 +101,7 @@ def test_run_fills_the_exploration_columns_when_races_explore_exists(capsys, mon
     assert main(["run", "ticket_oversell", "--backend", "thread", "--max-schedules", "50"]) == 0
     out = capsys.readouterr().out
     assert "yes (7 schedules)" in out and "ok (7, exhaustive)" in out
-    assert calls == [("dfs", 50, 2)] * 2
+    assert calls == [("dfs", 50, None)] * 2
 
 
 def test_run_exits_1_when_an_expectation_fails(capsys, monkeypatch):
@@ -292,6 +292,27 @@ def test_stress_a_scenario_uses_its_declared_alignment(capsys):
     assert code == 1
     assert "stress: 5 runs" in out and "align='paying'" in out
     assert "invariant" in out and "FAILURE" in out
+
+
+def test_stress_stop_on_first_and_a_hang_on_processes(capsys):
+    code = main(["stress", "scenarios.queue_full:SCENARIO", "--backend", "process", "--runs", "50",
+                 "--stop-on-first"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "stress: 1 runs" in out and "timeout=2.0" in out and "timed out after 2.0s" in out
+    assert "in make_rose" in out  # the stuck task's stack
+
+
+def test_stress_notes_why_a_bug_may_not_show_and_can_show_output(capfd):
+    code = main(["stress", "scenarios.daemon_children:SCENARIO", "--runs", "1", "--show-output"])
+    out, err = capfd.readouterr()
+    assert code == 1 and "AssertionError: daemonic processes are not allowed to have children" in err
+    code = main(["stress", "scenarios.queue_full:SCENARIO", "--backend", "thread", "--variant", "fixed:consumer",
+                 "--runs", "1"])
+    assert code == 0
+    code = main(["stress", "scenarios.daemon_killed:SCENARIO", "--runs", "1", "--timeout", "10"])
+    out, err = capfd.readouterr()
+    assert "note: why stress may not show it: a daemon is killed when its parent process exits" in out
 
 
 def test_stress_a_fix_exits_0(capsys):

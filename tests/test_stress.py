@@ -7,7 +7,9 @@ oversell through an alignment that admits no other order.  Runs are few.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import sys
 import threading
 import time
 
@@ -429,11 +431,145 @@ def quick_options(scenario) -> dict:
 
 @pytest.mark.parametrize("backend", ["thread", "process"])
 @pytest.mark.parametrize("name", scenarios.NAMES)
-def test_fixes_never_fail_under_stress_quick(no_leaks, name, backend):
+def test_fidelity_quick(no_leaks, name, backend):
+    """The fidelity check in CI's quick mode: every fix, stressed once, does not
+    fail; every bug stress can show shows within 20 aligned real runs (the
+    full check, ``bench/bench_stress.py --fidelity``, allows 1,000)."""
     scenario = scenarios.load(name)
     if backend not in scenario.backends:
         pytest.skip(f"{name} does not run on the {backend} backend")
-    rows = fidelity(scenario, runs=1, backends=(backend,), buggy=False, **quick_options(scenario))
-    assert rows, f"{name}: the fidelity check stressed nothing"
-    bad = [row for row in rows if not row.ok]
+    rows = fidelity(scenario, runs=1, bug_runs=20, backends=(backend,), **quick_options(scenario))
+    assert [row.variant for row in rows] == list(scenario.variants())
+    bad = [(row.variant, row.verdict, row.outcomes, row.note) for row in rows if not row.ok]
     assert bad == []
+    bug, settings = rows[0], stress_settings(scenario, backend=backend)
+    if settings["why_not"]:
+        assert bug.skipped and bug.note == f"skipped: {settings['why_not']}"
+    else:  # shown, and the runs stopped there
+        assert bug.outcomes[bug.expect] == 1 and bug.runs == sum(bug.outcomes.values())
+        if "hangs" in scenario.options["stress"]:
+            assert backend == "process" and bug.expect == "timeout"
+
+
+def never_fails(state):
+    pass
+
+
+def how_many(state):
+    return state.n
+
+
+def test_a_bug_stress_never_shows_fails_the_fidelity_check(no_leaks):
+    own = Scenario("own", counter_setup, {"t0": never_fails}, {"same": {"t0": never_fails}}, ["t0"], "invariant",
+                   how_many, options={"stress": {"align": None, "delays": {}}})
+    (bug, fix) = fidelity(own, runs=1, bug_runs=7, backends=("thread",))
+    assert (bug.variant, bug.runs, bug.outcomes) == ("buggy", 7, {0: 7})
+    assert not bug.ok and bug.verdict.startswith("NEVER SHOWN: the model reproduces 'invariant' but 7 aligned")
+    assert fix.ok and fix.verdict == "ok"
+
+
+def test_a_fix_that_fails_for_real_fails_the_fidelity_check(no_leaks):
+    own = Scenario("own", nothing_setup, {"t0": boom}, {"broken": {"t0": boom}}, ["t0"], "exception",
+                   options={"stress": {"align": None, "delays": {}}})
+    rows = fidelity(own, runs=2, bug_runs=5, backends=("thread",))
+    assert [(r.variant, r.ok) for r in rows] == [("buggy", True), ("fixed:broken", False)]
+    assert rows[0].runs == 1 and rows[0].outcomes == {"exception": 1}  # stops once shown
+    assert rows[1].outcomes == {"exception": 2} and rows[1].verdict.startswith("FAILS FOR REAL")
+
+
+# -- what a run prints ------------------------------------------------------------------
+
+
+def shout(state):
+    print("a line on stdout")
+    print("a line on stderr", file=sys.stderr)
+    raise ValueError("shouted")
+
+
+def print_from_a_child():
+    print("a line from a child process")
+
+
+def shout_through_a_child(state):
+    child = multiprocessing.get_context("spawn").Process(target=print_from_a_child)
+    child.start()
+    child.join(30)
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_what_a_failing_run_printed_is_kept_with_it_and_off_the_terminal(no_leaks, capfd, backend):
+    result = races.stress(nothing_setup, {"loud": shout, "parent": shout_through_a_child}, runs=2,
+                          backend=backend)
+    assert result.outcomes == {"exception": 2}
+    printed = result.first_failure.captured
+    for line in ("a line on stdout", "a line on stderr", "a line from a child process"):
+        assert printed.count(line) == 1, printed  # the first run's, not the second's too
+    if backend == "process":
+        assert "--- task loud ---" in printed and "--- task parent ---" in printed
+    assert "what run 0 printed:" in result.report()
+    out, err = capfd.readouterr()
+    assert "a line" not in out + err
+
+
+def test_capture_output_false_lets_it_through(no_leaks, capfd):
+    result = races.stress(nothing_setup, [shout], runs=1, capture_output=False)
+    assert result.first_failure.captured == ""
+    out, err = capfd.readouterr()
+    assert "a line on stdout" in out and "a line on stderr" in err
+
+
+# -- stopping at the first failure ---------------------------------------------------
+
+
+def every_other_run_fails(state):
+    _tally.append(1)
+    assert len(_tally) % 2 == 0, "an odd run"
+
+
+def odd_runs_return_one(state):
+    _tally.append(1)
+    return len(_tally) % 2
+
+
+_tally: list[int] = []
+
+
+def test_stop_on_first_stops_at_the_first_failing_run(no_leaks):
+    _tally.clear()
+    result = races.stress(nothing_setup, [finish], every_other_run_fails, runs=10, stop_on_first=True)
+    assert result.runs == 1 and result.requested == 10 and result.outcomes == {"invariant": 1}
+    _tally.clear()
+    result = races.stress(nothing_setup, [finish], every_other_run_fails, runs=10, stop_on_first="exception")
+    assert result.runs == 10 and result.outcomes == {"invariant": 5, "ok": 5}  # no run failed that way
+
+
+def test_stop_on_first_is_about_failures_not_values(no_leaks):
+    _tally.clear()
+    result = races.stress(nothing_setup, [finish], odd_runs_return_one, runs=4, stop_on_first=True)
+    assert result.runs == 4 and result.outcomes == {1: 2, 0: 2}  # 0 == False, but not a failure
+
+
+def test_stop_on_first_must_be_a_bool_or_a_failure_kind():
+    with pytest.raises(ValueError, match="stop_on_first must be True, False or a failure kind"):
+        races.stress(nothing_setup, [finish], stop_on_first="deadlock")
+
+
+def test_a_bug_that_hangs_is_a_timeout_on_processes_and_control_only_on_threads(no_leaks):
+    from races.stress_mode import HANG_TIMEOUT
+
+    scenario = scenarios.load("queue_full")
+    on_threads, on_processes = (stress_settings(scenario, backend=b) for b in ("thread", "process"))
+    assert on_threads["why_not"].startswith("its fourth put would hang a real run for good")
+    assert on_processes["why_not"] is None and on_processes["shows_as"] == "timeout"
+    result = stress_scenario(scenario, "buggy", runs=1, backend="process", timeout=30.0)
+    assert result.outcomes == {"timeout": 1} and result.options["timeout"] == HANG_TIMEOUT
+    assert "in make_rose" in result.first_failure.output  # the stack of the task stuck in its put
+    assert result.options["align"] is None  # "cook:put" in the schedule is the queue's put, not a point
+    fixed = stress_scenario(scenario, "fixed:consumer", runs=1, backend="process", timeout=30.0)
+    assert fixed.outcomes == {"ok": 1} and fixed.options["timeout"] == 30.0
+
+
+def test_why_not_can_name_the_backends_it_holds_for():
+    scenario = scenarios.load("daemon_killed")
+    assert "never cut off for real" in stress_settings(scenario, backend="thread")["why_not"]
+    assert stress_settings(scenario, backend="process")["why_not"] is None
