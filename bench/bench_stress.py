@@ -10,8 +10,8 @@ names), ``aligned`` (every task meets at that point), ``aligned+delay``, and
 the forcing schedule, one run, deterministic).  ``-`` means the scenario has
 no ``races.point`` to align or delay at (its window is a sleep, a lock or a
 Manager call, which stress leaves real).  A bug that hangs a real run (its
-scenario declares ``hangs``) shows as a timeout on processes (2 s a run, the
-processes killed) and is ``(control only)`` on threads: a stuck thread
+scenario declares ``hangs``) shows as a timeout on processes (1 s a run here,
+the processes killed) and is ``(control only)`` on threads: a stuck thread
 cannot be killed.
 A scenario whose real run sleeps for seconds (``interleaved_output``: the
 notes' ``time.sleep(3)``) runs with ``sleep_scale=0.01`` (its sleeps a
@@ -117,7 +117,8 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     for name in names:
         scenario = scenarios.load(name)
-        timeout = args.timeout  # a bug declared to hang gets stress_settings' short timeout on processes
+        # a bug declared to hang times out every run on processes: 1 s is plenty there
+        timeout = 1.0 if (scenario.options.get("stress") or {}).get("hangs") else args.timeout
         slept = sleep_options(scenario, args)
         if slept:
             notes.append(f"{name}: real sleeps scaled by {SLEEP_SCALE} (--real-sleeps keeps them)")

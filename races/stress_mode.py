@@ -92,6 +92,7 @@ FAILURE_KINDS = ("invariant", "exception", "crash", "timeout")
 DEFAULT_ALIGN_TIMEOUT = 0.1
 DEFAULT_DELAY = 0.01
 _STACK_READ_LIMIT = 1.0
+_TERM_GRACE = 0.5  # a timed-out task process's SIGTERM handler gets this long before SIGKILL
 _BOOT_TIMEOUT = 30.0  # a task process must import and unpickle its task within this
 # step names that are operations of the controlled primitives, not races.point names
 _NOT_POINTS = frozenset({
@@ -533,6 +534,19 @@ def _run_thread_tasks(names, targets, state, align, delays, align_timeout, timeo
             return
 
 
+def _end_at_timeout(signum: int, frame: Any) -> None:
+    """SIGTERM in a stress task process (its run timed out): unlink the named
+    semaphores the task made (their finalizers; ``os._exit`` or a SIGKILL
+    would leave them to the resource tracker, which warns about every one at
+    its shutdown), then exit at once, joining nothing."""
+    from multiprocessing import util
+
+    try:
+        util._run_finalizers(0)  # type: ignore[attr-defined]  # exit priority >= 0: no thread joins
+    finally:
+        os._exit(128 + signum)
+
+
 def _process_main(
     name: str, target: Callable, state: Any, conn: Any, gate: Any, barrier: Any, align_point: str | None,
     delays: dict[str, float], align_timeout: float, shared: dict[str, Any], stack_path: str,
@@ -545,6 +559,7 @@ def _process_main(
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
     faulthandler.enable(file=dump, all_threads=True)
+    signal.signal(signal.SIGTERM, _end_at_timeout)
     _plug_primitives([state, target], shared)
     task = _StressTask(name, align_point, barrier, delays, align_timeout)
     _hooks.process_task, _hooks.process_thread = task, threading.get_ident()
@@ -733,6 +748,9 @@ def _run_processes(ctx, names, targets, state, align, delays, align_timeout, tim
         for proc in procs:
             if proc.is_alive():
                 _kill_descendants(proc.pid)  # what the task started (a forkserver, children) goes too
+                proc.terminate()  # _end_at_timeout: its semaphores unlinked, then gone
+                proc.join(_TERM_GRACE)
+            if proc.is_alive():
                 proc.kill()
             proc.join(5.0)
             if proc.exitcode is not None:

@@ -73,5 +73,5 @@ SCENARIO = Scenario(
     schedule=["eater1:get", "eater2:get"],
     expect="blocked",
     invariant=dish_eaten_once,
-    options={"stress": {"hangs": "its losing eater's get", "align": "checked", "delays": {}}},
+    options={"stress": {"hangs": "its losing eater's get", "align": "checked", "delays": {"checked": 0.01}}},
 )

@@ -84,5 +84,5 @@ SCENARIO = Scenario(
     schedule=["buyer:till_lock.acquire", "refund:ticket_lock.acquire"],
     expect="deadlock",
     invariant=books_balance,
-    options={"stress": {"hangs": "its deadlock", "align": "holding_one", "delays": {}}},
+    options={"stress": {"hangs": "its deadlock", "align": "holding_one", "delays": {"holding_one": 0.01}}},
 )
