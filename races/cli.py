@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="buggy", help="for a Scenario: buggy (default) or fixed:NAME")
     p.add_argument("--strategy", default="dfs", help="default: dfs")
     p.add_argument("--max-schedules", type=int, default=1000, metavar="N", help="default: 1000")
-    p.add_argument("--preemption-bound", type=int, default=2, metavar="N", help="default: 2")
+    p.add_argument("--preemption-bound", type=int, default=None, metavar="N",
+                   help="leave out schedules with more than N preemptions (default: none; with a bound, "
+                   "'exhaustive' means every schedule within it)")
 
     p = sub.add_parser("replay", help="replay the run a token records, on MODULE:OBJECT")
     p.add_argument("token")

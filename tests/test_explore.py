@@ -159,7 +159,7 @@ def test_fixed_ticket_is_exhaustively_correct_within_two_preemptions():
     assert result.exhaustive is True
 
 
-def test_preemption_bound_is_iterative():
+def test_preemption_bound_leaves_out_what_lies_beyond_it():
     # the lost update needs one preemption: bound 0 covers its space without finding it
     zero = races.explore(*COUNTER, preemption_bound=0)
     assert not zero.failed and zero.exhaustive
@@ -173,6 +173,17 @@ def test_preemption_bound_is_iterative():
         assert set(smaller) <= set(larger)
     assert next(len(s) for s in sizes) == 2  # t0 then t1, t1 then t0
     assert len(sizes[-1]) == comb(8, 4)  # 7 switches is the most two tasks of 4 moves make
+
+
+def test_a_bound_does_not_make_ten_tasks_search_the_switch_free_orders_first():
+    """Ten buyers have 10! switch-free orders, none of which oversells; ordering the
+    search by preemptions first spent any budget on them (1,000 schedules, no bug).
+    The bound only filters: a one-switch bug comes within a few dozen schedules."""
+    scenario = scenarios.load("ticket_oversell")
+    result = races.explore(scenario.setup, scenario.buggy, scenario.invariant, teardown=scenario.teardown,
+                           preemption_bound=2, max_schedules=100)
+    assert result.failure is not None and result.failure.kind == "invariant" and result.preemptions == 1
+    assert result.schedules < 100
 
 
 # -- partial-order reduction ------------------------------------------------------------

@@ -33,9 +33,12 @@ schedule makes against the default order (as in delay-bounded scheduling, so
 bugs a single switch away are found early even in large spaces), deepest
 first among equals.  The order never changes what a complete search covers.
 A preemption bound counts the switches away from a task that could have
-gone on; with one, alternatives are taken in increasing order of the
-preemptions their schedule needs (bound 0 first, then 1, ...), each schedule
-once, and those beyond the bound are left out.  As in
+gone on; with one, alternatives whose schedule needs more preemptions than
+the bound are left out (each schedule is still run once).  The bound filters
+and does not order: ordering by preemptions first (iterative context bounding,
+as in CHESS) spends the budget on the many switch-free orders of ten tasks —
+10! of them, none a deviation a bug needs — before the first one-switch
+schedule; a failure is shrunk to its fewest preemptions afterwards anyway.  As in
 Coons, Musuvathi and McKinley (OOPSLA 2013), a race that would need a
 preemption also adds its task where the earlier task's run of steps began.
 """
@@ -163,11 +166,10 @@ class DFSExplorer:
         if choice not in node.backtrack:
             node.backtrack.append(choice)
         cost = node.choice_cost(choice)
-        key_cost = cost if self.bound is not None else 0
         self._seq += 1
-        # fewest preemptions first (with a bound), then fewest deviations from the
-        # default order (delay bounding: shallow bugs early), then deepest, then oldest
-        key = (key_cost, node.choice_delays(choice), -node.depth, self._seq)
+        # fewest deviations from the default order first (delay bounding: shallow
+        # bugs early), then deepest, then fewest preemptions, then oldest
+        key = (node.choice_delays(choice), -node.depth, cost, self._seq)
         heapq.heappush(self._queue, (key, node, choice, cost))
 
     def _owned(self, node: Node, choice: str) -> bool:
@@ -198,10 +200,10 @@ class DFSExplorer:
             self.started = True
             return DFSRun(self, None, None)
         while self._queue:
-            _, node, choice, cost = self._queue[0]
+            _, node, choice, cost = heapq.heappop(self._queue)
             if self.bound is not None and cost > self.bound:
-                return None  # everything left needs more preemptions than allowed
-            heapq.heappop(self._queue)
+                self.beyond_bound += 1  # needs more preemptions than allowed
+                continue
             if choice in node.done or (node.sleep and choice in node.sleeping()) or not self._owned(node, choice):
                 continue
             node.done.append(choice)
