@@ -31,8 +31,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import vector_clock as vc
 from .._core import line_trace
-from .accesses import classify_all
+from .accesses import classify, classify_all, stack_of
 from .report import Access, Race
+
+_new_tuple = tuple.__new__  # an Access without NamedTuple's Python-level __new__ (once per access)
+_ACCESS_KINDS = frozenset(("manager", "value", "shared", "file"))
 
 _LOCKS = ("lock", "rlock")
 _QUEUES = ("queue", "joinable_queue", "simple_queue")
@@ -143,10 +146,17 @@ class Detector:
         return self.controller.models.get((kind, obj))
 
     def on_step(self, task: str, step: Any, reply: tuple) -> None:
-        for found in line_trace.drain(task):  # what its lines did since its last step
-            self._line_access(task, found)
+        if line_trace._session.by_name:  # granularity="line": what its lines did since its last step
+            for found in line_trace.drain(task):
+                self._line_access(task, found)
         kind = step.kind
-        if kind in ("manager", "value", "shared", "file") or (kind == "point" and step.args):
+        if kind in _ACCESS_KINDS:  # one access (the common case, kept short: it runs at every access)
+            found = classify(step)
+            if found is not None:
+                self._record(task, found[0], found[1], found[2], found[3], step.location,
+                             f"{step.label}.{step.name}", stack_of(step))
+            return
+        if kind == "point" and step.args:
             self._access(task, step)
             return
         if reply[0] != "ok":
@@ -259,7 +269,7 @@ class Detector:
         self.accesses += 1
         tid = self._tid(task)
         clock = self.clocks[tid]
-        access = Access(kind, task, where, display, op, stack, self.held[tid], container)
+        access = _new_tuple(Access, (kind, task, where, display, op, stack, self.held[tid], container))
         box = self.containers.get(container)
         if box is None:
             box = self.containers[container] = _Container()
