@@ -250,30 +250,26 @@ def _delays(items: Sequence[str]) -> dict:
 
 def cmd_stress(args: argparse.Namespace) -> int:
     from .catalogue import as_target, load_object
-    from .stress_mode import stress, stress_settings
+    from .scenario import Scenario
+    from .stress_mode import stress, stress_scenario
 
     obj = load_object(args.target)
-    target = as_target(obj, args.target, args.variant)
-    align, delays, timeout, notes = args.align, _delays(args.delay), args.timeout, []
-    if hasattr(obj, "options"):  # a Scenario: what it declares for stress on this backend
-        declared = stress_settings(obj, backend=args.backend)
-        if align is None and not delays:
-            align, delays = declared["align"], declared["delays"]
-        if args.variant == "buggy" and declared["timeout"] is not None:
-            timeout = min(timeout, declared["timeout"])
-        if args.variant == "buggy" and declared["why_not"]:
-            notes.append(f"note: why stress may not show it: {declared['why_not']}")
+    target = as_target(obj, args.target, args.variant)  # a bad variant or object: TargetError, exit 2
     if args.runs < 1:
         return _error("--runs must be at least 1")
+    delays = _delays(args.delay)
+    common = {"runs": args.runs, "timeout": args.timeout, "stop_on_first": args.stop_on_first,
+              "capture_output": not args.show_output, **_options(args)}
     try:
-        result = stress(
-            target.setup, target.tasks, target.invariant, runs=args.runs, align=align, delays=delays,
-            timeout=timeout, teardown=target.teardown, stop_on_first=args.stop_on_first,
-            capture_output=not args.show_output, **_options(args),
-        )
+        if isinstance(obj, Scenario):  # what it declares for stress on this backend, unless overridden
+            given = {"align": args.align, "delays": delays} if args.align is not None or delays else {}
+            result = stress_scenario(obj, args.variant, **given, **common)
+        else:
+            result = stress(target.setup, target.tasks, target.invariant, align=args.align, delays=delays,
+                            teardown=target.teardown, **common)
     except ValueError as exc:
         return _error(str(exc))
-    print("\n".join([result.report(), *notes]))
+    print(result.report())
     return 1 if result.failures else 0
 
 

@@ -61,7 +61,6 @@ The module is ``races.stress_mode``; the package exports the function as
 """
 from __future__ import annotations
 
-from contextlib import nullcontext, suppress
 import faulthandler
 import gc
 import multiprocessing
@@ -76,6 +75,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as _mp_wait
 from typing import Any
