@@ -127,8 +127,8 @@ def main(argv=None) -> int:  # type: ignore[no-untyped-def]
                 continue
             row = f"{name:<25}{backend:<9}"
             settings = stress_settings(scenario, backend=backend)
-            if settings["why_not"]:
-                notes.append(f"{name} {backend}: {settings['why_not']}")  # only control shows it: a real run would hang or say nothing
+            if settings["why_not"]:  # only control shows it: a real run would hang or say nothing
+                notes.append(f"{name} {backend}: {settings['why_not']}")
                 print(row + "".join(f"{'(control only)':<19}" for _ in MODES) + controlled(scenario, backend),
                       flush=True)
                 continue

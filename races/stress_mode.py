@@ -1054,8 +1054,9 @@ def fidelity(
     Each fix runs ``runs`` times and must never fail (a fix that fails for
     real is a scenario whose control lies).  The buggy variant runs until it
     fails the way the scenario expects (its ``shows_as``, see
-    :func:`stress_settings`), at most ``bug_runs`` times: a bug the model reproduces that real runs never show is a model
-    (or a declaration) that is wrong too.  ``buggy=False`` skips the buggy
+    :func:`stress_settings`), at most ``bug_runs`` times: a bug the model
+    reproduces that real runs never show is a model (or a declaration) that
+    is wrong too.  ``buggy=False`` skips the buggy
     variant.  A bug declared to hang (``hangs``) must show as a ``timeout`` on
     processes; it is skipped on threads (a stuck thread cannot be killed),
     with the reason in the row's note, and so is a bug whose scenario
